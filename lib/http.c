@@ -46,6 +46,7 @@ typedef struct http_route_entry {
     cofre_http_handler_fn fn;
     void *data;
     unsigned flags;
+    uint32_t scopes;
     const char *method;
     const char *tmpl;
     cofre_series_t *duration;
@@ -455,6 +456,21 @@ static bool check_limits(cofre_req_t *req, const http_route_entry_t *e)
     return true;
 }
 
+/* Runs the configured token check for a route that needs scopes; answers on failure. */
+static bool authenticate(cofre_req_t *req, const http_route_entry_t *e)
+{
+    const cofre_http_config_t *cfg = &req->server->cfg;
+    if (e->scopes == 0 || cfg->authenticate == NULL)
+        return true;
+    cofre_problem_t err = {.code = COFRE_P_UNAUTHORIZED};
+    if (cfg->authenticate(cfg->authenticate_data, req, e->scopes, &err))
+        return true;
+    if (err.code == COFRE_P_UNAUTHORIZED)
+        cofre_req_add_header(req, "www-authenticate", H2O_STRLIT("Bearer"));
+    cofre_req_respond_problem(req, &err);
+    return false;
+}
+
 static void dispatch(cofre_req_t *req)
 {
     h2o_req_t *r = req->h2o;
@@ -482,8 +498,9 @@ static void dispatch(cofre_req_t *req)
     }
     req->route = route;
     http_route_entry_t *e = route->data;
-    if (check_limits(req, e))
-        e->fn(req, e->data);
+    if (!check_limits(req, e) || !authenticate(req, e))
+        return;
+    e->fn(req, e->data);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *r)
@@ -583,20 +600,21 @@ cofre_http_server_t *cofre_http_server_new(const cofre_http_config_t *cfg)
     s->unmatched.method = "";
     s->unmatched.tmpl = "unmatched";
 
-    cofre_http_route(s, "GET", "/healthz", COFRE_ROUTE_QUIET, handle_healthz, s);
-    cofre_http_route(s, "GET", "/readyz", COFRE_ROUTE_QUIET, handle_readyz, s);
-    cofre_http_route(s, "GET", "/metrics", COFRE_ROUTE_QUIET, handle_metrics, s);
+    cofre_http_route(s, "GET", "/healthz", COFRE_ROUTE_QUIET, 0, handle_healthz, s);
+    cofre_http_route(s, "GET", "/readyz", COFRE_ROUTE_QUIET, 0, handle_readyz, s);
+    cofre_http_route(s, "GET", "/metrics", COFRE_ROUTE_QUIET, 0, handle_metrics, s);
     return s;
 }
 
 void cofre_http_route(cofre_http_server_t *s, const char *method, const char *tmpl,
-                      unsigned flags, cofre_http_handler_fn fn, void *data)
+                      unsigned flags, uint32_t scopes, cofre_http_handler_fn fn, void *data)
 {
     COFRE_ASSERT(s->nentries < COFRE_ROUTES_MAX);
     http_route_entry_t *e = &s->entries[s->nentries++];
     e->fn = fn;
     e->data = data;
     e->flags = flags;
+    e->scopes = scopes;
     e->method = method;
     e->tmpl = tmpl;
     e->duration = cofre_metric_with(s->request_duration, (const char *[]){tmpl, method});

@@ -93,14 +93,26 @@ typedef struct cofre_http_config {
     /* Readiness of the service's dependencies, called by /readyz on a loop: must not block. */
     bool (*ready)(void *data, const char **reason);
     void *ready_data;
+    /*
+     * Token check, on a loop, before the handler of every route that needs scopes: fills
+     * req->caller from the request's credentials and returns true, or fills err (unauthorized,
+     * forbidden) and returns false. NULL: token checks are off and every caller is the fixed
+     * local client with every scope.
+     */
+    bool (*authenticate)(void *data, cofre_req_t *req, uint32_t scopes, cofre_problem_t *err);
+    void *authenticate_data;
 } cofre_http_config_t;
 
 /* Creates a server (copying cfg). Registers /healthz, /readyz and /metrics. */
 cofre_http_server_t *cofre_http_server_new(const cofre_http_config_t *cfg);
 
-/* Adds a route: method ("GET"), template ("/v1/accounts/{id}"), COFRE_ROUTE_* flags. */
+/*
+ * Adds a route: method ("GET"), template ("/v1/accounts/{id}"), COFRE_ROUTE_* flags, and the
+ * scopes a caller needs (COFRE_SCOPE_* bits, any one of which suffices; 0: a public route that
+ * never asks for a token, such as the probes).
+ */
 void cofre_http_route(cofre_http_server_t *s, const char *method, const char *tmpl,
-                      unsigned flags, cofre_http_handler_fn fn, void *data);
+                      unsigned flags, uint32_t scopes, cofre_http_handler_fn fn, void *data);
 
 /* Writes "METHOD TEMPLATE\n" for every route, sorted (used by the OpenAPI check). */
 void cofre_http_print_routes(const cofre_http_server_t *s, FILE *out);
