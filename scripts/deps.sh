@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages cofre needs, only those missing, so that a fresh machine
-# needs nothing but `make run` or `make test`. Usage: scripts/deps.sh {build|run|test|bench|lint}...
+# needs nothing but `make run` or `make test`. Usage: scripts/deps.sh {build|run|test|bench|lint|deploy}...
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
@@ -12,6 +12,7 @@ test_pkgs=(python3 python3-pytest python3-requests python3-yaml python3-psycopg2
     prometheus-alertmanager procps iproute2)
 lint_pkgs=(clang-format clang-tidy cppcheck shellcheck yamllint flawfinder)
 bench_pkgs=(wrk postgresql-contrib)
+deploy_pkgs=(podman buildah runc mmdebstrap uidmap yamllint shellcheck)
 
 want=()
 for group in "$@"; do
@@ -21,7 +22,8 @@ for group in "$@"; do
     test) want+=("${build_pkgs[@]}" "${run_pkgs[@]}" "${test_pkgs[@]}" "${lint_pkgs[@]}") ;;
     lint) want+=("${lint_pkgs[@]}") ;;
     bench) want+=("${build_pkgs[@]}" "${run_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
-    *) echo "deps.sh: unknown group '$group' (build|run|test|bench|lint)" >&2; exit 2 ;;
+    deploy) want+=("${deploy_pkgs[@]}") ;;
+    *) echo "deps.sh: unknown group '$group' (build|run|test|bench|lint|deploy)" >&2; exit 2 ;;
     esac
 done
 
