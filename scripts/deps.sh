@@ -12,7 +12,8 @@ test_pkgs=(python3 python3-pytest python3-requests python3-yaml python3-psycopg2
     prometheus-alertmanager procps iproute2)
 lint_pkgs=(clang-format clang-tidy cppcheck shellcheck yamllint flawfinder)
 bench_pkgs=(wrk postgresql-contrib)
-deploy_pkgs=(podman buildah runc mmdebstrap uidmap yamllint shellcheck)
+deploy_pkgs=(podman buildah runc mmdebstrap uidmap yamllint shellcheck python3-pytest
+    python3-requests python3-yaml python3-jwt python3-cryptography)
 
 want=()
 for group in "$@"; do

@@ -1,0 +1,27 @@
+# Deploy area (issue 8): images, Kubernetes manifests, kind, Terraform. See docs/deploy.md.
+#   make image        one image per service (podman here, docker where an engine answers)
+#   make test-image   build cofre-core's image and smoke-test it (slow; .ci/run calls it)
+#   make test-deploy  render + schema + policy + terraform fmt + shellcheck + compose checks
+#   make kind-up / kind-down   a local three-zone cluster (needs Docker and kind)
+
+DEPLOY_BUILD_DIR ?= build-deploy
+IMAGE_REPO ?= cofre/
+IMAGE_TAG ?= $(shell sed -nE 's/^project.cofre VERSION ([0-9.]+).*/\1/p' CMakeLists.txt)-$(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+DEPLOY_ENV = DEPLOY_BUILD_DIR=$(DEPLOY_BUILD_DIR) IMAGE_REPO=$(IMAGE_REPO) IMAGE_TAG=$(IMAGE_TAG) \
+    CONTAINERS_CONF=$(abspath deploy/docker/containers.conf)
+CONTAINER_ENGINE ?= $(shell if command -v docker >/dev/null && docker info >/dev/null 2>&1; \
+    then echo docker; else echo podman; fi)
+
+.PHONY: deps-deploy image test-image
+
+deps-deploy:
+	@scripts/deps.sh deploy
+
+image: deps-deploy
+	@$(DEPLOY_ENV) CONTAINER_ENGINE=$(CONTAINER_ENGINE) IMAGE_EXTRA_TAGS=dev deploy/docker/build.sh
+
+test-image: deps-deploy
+	@$(DEPLOY_ENV) CONTAINER_ENGINE=$(CONTAINER_ENGINE) deploy/docker/build.sh cofre-core
+	@$(DEPLOY_ENV) CONTAINER_ENGINE=$(CONTAINER_ENGINE) COFRE_CONTAINER_ENGINE=$(CONTAINER_ENGINE) \
+	    COFRE_IMAGE=$(IMAGE_REPO)cofre-core:$(IMAGE_TAG) \
+	    $(PYTEST) -q -p no:cacheprovider tests/deploy/test_image.py
