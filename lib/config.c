@@ -59,8 +59,7 @@ const char *cofre_config_required(cofre_config_t *c, const char *name)
     return v;
 }
 
-int64_t cofre_config_int(cofre_config_t *c, const char *name, int64_t def, int64_t min,
-                         int64_t max)
+int64_t cofre_config_int(cofre_config_t *c, const char *name, int64_t def, int64_t min, int64_t max)
 {
     COFRE_ASSERT(min <= def && def <= max);
     const char *v = getenv(name);
@@ -96,8 +95,7 @@ int cofre_config_enum(cofre_config_t *c, const char *name, int def_index,
         if (strcmp(v, choices[i]) == 0)
             return i;
         size_t used = strlen(expected);
-        snprintf(expected + used, sizeof(expected) - used, "%s %s", i == 0 ? "" : ",",
-                 choices[i]);
+        snprintf(expected + used, sizeof(expected) - used, "%s %s", i == 0 ? "" : ",", choices[i]);
     }
     cofre_config_reject(c, name, v, expected);
     return def_index;
@@ -131,8 +129,7 @@ int cofre_config_parse_listen(const char *value, cofre_listen_t *out)
     return 0;
 }
 
-void cofre_config_listen(cofre_config_t *c, const char *name, const char *def,
-                         cofre_listen_t *out)
+void cofre_config_listen(cofre_config_t *c, const char *name, const char *def, cofre_listen_t *out)
 {
     const char *v = getenv(name);
     if (v == NULL)

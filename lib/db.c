@@ -53,11 +53,10 @@ sqlite3_stmt *cofre_db_sqlite_prepare(sqlite3 *db, const char *sql)
 sqlite3 *cofre_db_sqlite_open(const char *path, bool readonly, int cache_kib)
 {
     sqlite3 *db = NULL;
-    int flags = SQLITE_OPEN_NOMUTEX | (readonly ? SQLITE_OPEN_READONLY
-                                                : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    int flags = SQLITE_OPEN_NOMUTEX |
+                (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
-        COFRE_LOG(COFRE_LOG_ERROR, NULL, "cannot open sqlite database",
-                  COFRE_LF_STR("path", path),
+        COFRE_LOG(COFRE_LOG_ERROR, NULL, "cannot open sqlite database", COFRE_LF_STR("path", path),
                   COFRE_LF_STR("error", db != NULL ? sqlite3_errmsg(db) : "out of memory"));
         sqlite3_close(db);
         return NULL;

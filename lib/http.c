@@ -29,10 +29,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define HTTP_THREADS_MAX 64
-#define HTTP_LISTEN_BACKLOG 4096
+#define HTTP_THREADS_MAX      64
+#define HTTP_LISTEN_BACKLOG   4096
 #define HTTP_ACCEPTS_PER_WAKE 64
-#define HTTP_ENTITY_HARD_MAX (1024 * 1024) /* h2o itself answers 413 above this */
+#define HTTP_ENTITY_HARD_MAX  (1024 * 1024) /* h2o itself answers 413 above this */
 
 /* Status codes with a cached metrics series per route; others share the slow path. */
 static const int cached_statuses[] = {200, 201, 204, 400, 401, 403, 404, 405, 409,
@@ -170,7 +170,7 @@ static void record_request(cofre_req_t *req, int status, size_t bytes)
     if (e->duration != NULL)
         cofre_histogram_observe(e->duration, seconds);
 
-    cofre_log_level_t level = status >= 500                 ? COFRE_LOG_WARN
+    cofre_log_level_t level = status >= 500                    ? COFRE_LOG_WARN
                               : (e->flags & COFRE_ROUTE_QUIET) ? COFRE_LOG_DEBUG
                                                                : COFRE_LOG_INFO;
     if (!cofre_log_enabled(level))
@@ -208,7 +208,8 @@ void cofre_req_respond(cofre_req_t *req, int status, const char *content_type, c
     r->res.reason = reason_phrase(status);
     h2o_add_header(&r->pool, &r->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
                    strlen(content_type));
-    h2o_add_header(&r->pool, &r->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_add_header(&r->pool, &r->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
     h2o_add_header_by_str(&r->pool, &r->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
                           req->trace.request_id, strlen(req->trace.request_id));
     r->res.content_length = len;
@@ -379,6 +380,13 @@ void cofre_req_defer(cofre_req_t *req, cofre_task_t *task)
     req->pending = task;
 }
 
+void cofre_req_undefer(cofre_req_t *req)
+{
+    COFRE_ASSERT(req->pending != NULL);
+    req->pending->req = NULL;
+    req->pending = NULL;
+}
+
 void cofre_task_complete(cofre_task_t *task)
 {
     http_loop_t *l = task->loop_;
@@ -443,9 +451,10 @@ static bool is_json_content_type(const h2o_req_t *r)
 static bool check_limits(cofre_req_t *req, const http_route_entry_t *e)
 {
     h2o_req_t *r = req->h2o;
-    if (r->entity.len > req->server->cfg.body_max_bytes) {
-        cofre_req_fail(req, COFRE_P_PAYLOAD_TOO_LARGE, "the body exceeds %zu bytes",
-                       req->server->cfg.body_max_bytes);
+    size_t max = (e->flags & COFRE_ROUTE_BULK_BODY) ? COFRE_HTTP_BULK_BODY_MAX
+                                                    : req->server->cfg.body_max_bytes;
+    if (r->entity.len > max) {
+        cofre_req_fail(req, COFRE_P_PAYLOAD_TOO_LARGE, "the body exceeds %zu bytes", max);
         return false;
     }
     if ((e->flags & COFRE_ROUTE_JSON_BODY) && !is_json_content_type(r)) {
@@ -484,9 +493,9 @@ static void dispatch(cofre_req_t *req)
     method[r->method.len] = '\0';
     char allow[64];
     const cofre_route_t *route = NULL;
-    cofre_route_result_t m = cofre_router_match(&req->server->router, method, r->path.base,
-                                                path_len, &route, &req->params, allow,
-                                                sizeof(allow));
+    cofre_route_result_t m =
+        cofre_router_match(&req->server->router, method, r->path.base, path_len, &route,
+                           &req->params, allow, sizeof(allow));
     if (m == COFRE_ROUTE_NOT_FOUND) {
         cofre_req_fail(req, COFRE_P_NOT_FOUND, "no resource at this path");
         return;
@@ -595,8 +604,7 @@ cofre_http_server_t *cofre_http_server_new(const cofre_http_config_t *cfg)
         "Time from receiving a request to sending its answer, by route template and method.",
         "route,method", cofre_metric_latency_buckets, cofre_metric_latency_buckets_count);
     s->in_flight_gauge = cofre_metric_with(
-        cofre_metric_gauge("cofre_http_requests_in_flight", "Requests being handled.", NULL),
-        NULL);
+        cofre_metric_gauge("cofre_http_requests_in_flight", "Requests being handled.", NULL), NULL);
     s->unmatched.method = "";
     s->unmatched.tmpl = "unmatched";
 
@@ -606,8 +614,8 @@ cofre_http_server_t *cofre_http_server_new(const cofre_http_config_t *cfg)
     return s;
 }
 
-void cofre_http_route(cofre_http_server_t *s, const char *method, const char *tmpl,
-                      unsigned flags, uint32_t scopes, cofre_http_handler_fn fn, void *data)
+void cofre_http_route(cofre_http_server_t *s, const char *method, const char *tmpl, unsigned flags,
+                      uint32_t scopes, cofre_http_handler_fn fn, void *data)
 {
     COFRE_ASSERT(s->nentries < COFRE_ROUTES_MAX);
     http_route_entry_t *e = &s->entries[s->nentries++];
@@ -642,7 +650,8 @@ void cofre_http_print_routes(const cofre_http_server_t *s, FILE *out)
 static int resolve(const cofre_listen_t *l, uint16_t port, struct sockaddr_storage *ss,
                    socklen_t *len)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char service[8];
@@ -709,7 +718,8 @@ int cofre_http_server_listen(cofre_http_server_t *s)
     if (probe < 0) {
         COFRE_LOG(COFRE_LOG_ERROR, NULL, "cannot listen: address in use or not permitted",
                   COFRE_LF_STR("host", s->cfg.listen.host),
-                  COFRE_LF_INT("port", s->cfg.listen.port), COFRE_LF_STR("error", strerror(-probe)));
+                  COFRE_LF_INT("port", s->cfg.listen.port),
+                  COFRE_LF_STR("error", strerror(-probe)));
         return COFRE_EIO;
     }
     s->port = bound_port(probe);

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #define LOG_BUFFER_FLUSH_AT (32 * 1024)
-#define LOG_MSG_MAX 4096
+#define LOG_MSG_MAX         4096
 
 static const char *log_service = "cofre";
 static cofre_log_level_t log_level = COFRE_LOG_INFO;

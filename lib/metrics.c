@@ -23,7 +23,7 @@ struct cofre_series {
     struct cofre_series *next;
     cofre_metric_t *metric;
     char *values[COFRE_METRIC_LABELS_MAX];
-    _Atomic uint64_t value;   /* counter: count; gauge: bits of a double */
+    _Atomic uint64_t value;    /* counter: count; gauge: bits of a double */
     _Atomic uint64_t sum_bits; /* histogram: bits of a double */
     _Atomic uint64_t buckets[COFRE_METRIC_BUCKETS_MAX + 1]; /* last is +Inf, not cumulative */
 };
@@ -128,8 +128,7 @@ cofre_metric_t *cofre_metric_histogram(const char *name, const char *help, const
     return m;
 }
 
-void cofre_metric_gauge_fn(const char *name, const char *help, double (*fn)(void *data),
-                           void *data)
+void cofre_metric_gauge_fn(const char *name, const char *help, double (*fn)(void *data), void *data)
 {
     cofre_metric_t *m = metric_new(name, help, NULL, KIND_GAUGE_FN);
     m->fn = fn;
@@ -209,11 +208,10 @@ double cofre_series_value(const cofre_series_t *s)
 void cofre_metrics_init(const char *service, const char *version, const char *revision)
 {
     process_start_s = (double)cofre_now_wall_us() / 1e6;
-    build_info = cofre_metric_gauge("cofre_build_info",
-                                    "Build of this binary; the value is always 1.",
-                                    "service,version,revision");
-    cofre_gauge_set(cofre_metric_with(build_info, (const char *[]){service, version, revision}),
-                    1);
+    build_info =
+        cofre_metric_gauge("cofre_build_info", "Build of this binary; the value is always 1.",
+                           "service,version,revision");
+    cofre_gauge_set(cofre_metric_with(build_info, (const char *[]){service, version, revision}), 1);
 }
 
 /* Text format escaping: label values escape \ " and newline; help text escapes \ and newline. */
@@ -366,10 +364,11 @@ static void render_process(cofre_jbuf_t *out)
     long rss = 0;
     FILE *f = fopen("/proc/self/stat", "r");
     if (f != NULL) {
-        int n = fscanf(f,
-                       "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d "
-                       "%*d %*d %*u %lu %ld",
-                       &utime, &stime, &vsize, &rss);
+        int n =
+            fscanf(f,
+                   "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d "
+                   "%*d %*d %*u %lu %ld",
+                   &utime, &stime, &vsize, &rss);
         fclose(f);
         if (n != 4)
             utime = stime = vsize = 0, rss = 0;

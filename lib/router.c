@@ -78,8 +78,8 @@ static bool match_route(const cofre_route_t *route, const char **segs, const siz
             continue;
         }
         size_t k = params->count;
-        long n = cofre_url_decode(segs[i], lens[i], params->values[k], COFRE_ROUTE_PARAM_MAX + 1,
-                                  false);
+        long n =
+            cofre_url_decode(segs[i], lens[i], params->values[k], COFRE_ROUTE_PARAM_MAX + 1, false);
         if (n <= 0 || memchr(params->values[k], '/', (size_t)n) != NULL)
             return false;
         params->names[k] = t + 1;

@@ -24,7 +24,7 @@
 const char cofre_version[] = COFRE_VERSION;
 const char cofre_revision[] = COFRE_REVISION;
 
-#define BODY_MAX_BYTES (64 * 1024)
+#define BODY_MAX_BYTES     (64 * 1024)
 #define REQUEST_TIMEOUT_MS 10000
 
 static const char common_usage[] =
@@ -73,8 +73,8 @@ static void setup_signals(void)
 }
 
 void cofre_service_init(cofre_service_t *svc, const char *name, const char *usage,
-                        const char *default_listen, const char *default_db, int argc,
-                        char **argv, bool has_commands)
+                        const char *default_listen, const char *default_db, int argc, char **argv,
+                        bool has_commands)
 {
     handle_options(name, usage, argc, argv, has_commands);
     setup_signals();

@@ -102,8 +102,8 @@ bool cofre_trace_start(cofre_trace_t *t, const char *traceparent, size_t len)
 
 static bool request_id_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
 }
 
 bool cofre_trace_set_request_id(cofre_trace_t *t, const char *value, size_t len)

@@ -10,17 +10,17 @@
 #include <stdint.h>
 
 /* Error codes: action functions return 0 or one of these (negative). */
-#define COFRE_EINVAL -1     /* an argument or input is malformed */
-#define COFRE_ENOENT -2     /* the thing asked for does not exist */
-#define COFRE_EEXIST -3     /* the thing to create exists already */
-#define COFRE_EFULL -4      /* a bounded queue or table is full */
-#define COFRE_EIO -5        /* a database, file or socket failed */
+#define COFRE_EINVAL    -1  /* an argument or input is malformed */
+#define COFRE_ENOENT    -2  /* the thing asked for does not exist */
+#define COFRE_EEXIST    -3  /* the thing to create exists already */
+#define COFRE_EFULL     -4  /* a bounded queue or table is full */
+#define COFRE_EIO       -5  /* a database, file or socket failed */
 #define COFRE_ETIMEDOUT -6  /* a wait ran out of time */
-#define COFRE_ECLOSED -7    /* the queue, connection or service is shutting down */
-#define COFRE_ERANGE -8     /* a value is out of its allowed range */
+#define COFRE_ECLOSED   -7  /* the queue, connection or service is shutting down */
+#define COFRE_ERANGE    -8  /* a value is out of its allowed range */
 #define COFRE_ECONFLICT -9  /* a concurrent writer won; the caller may retry */
 #define COFRE_ETOOLARGE -10 /* an input exceeds its size limit */
-#define COFRE_EUNAVAIL -11  /* a dependency (database, broker) is unreachable */
+#define COFRE_EUNAVAIL  -11 /* a dependency (database, broker) is unreachable */
 
 /* Returns a short constant description of a COFRE_E* code. */
 const char *cofre_strerror(int err);
@@ -42,8 +42,8 @@ char *cofre_strdup(const char *s);
 char *cofre_strndup(const char *s, size_t len);
 
 /* Clocks. */
-uint64_t cofre_now_mono_ns(void);  /* CLOCK_MONOTONIC, for durations */
-uint64_t cofre_now_wall_us(void);  /* CLOCK_REALTIME, microseconds since the epoch */
+uint64_t cofre_now_mono_ns(void); /* CLOCK_MONOTONIC, for durations */
+uint64_t cofre_now_wall_us(void); /* CLOCK_REALTIME, microseconds since the epoch */
 
 /*
  * Formats a wall-clock time in microseconds as RFC 3339 UTC with microseconds
@@ -69,7 +69,7 @@ bool cofre_is_lower_hex(const char *s, size_t len);
 long cofre_url_decode(const char *in, size_t len, char *out, size_t outsz, bool plus_is_space);
 
 #define COFRE_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define COFRE_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define COFRE_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define COFRE_MIN(a, b)     ((a) < (b) ? (a) : (b))
+#define COFRE_MAX(a, b)     ((a) > (b) ? (a) : (b))
 
 #endif

@@ -42,8 +42,7 @@ int cofre_config_enum(cofre_config_t *c, const char *name, int def_index,
                       const char *const *choices);
 
 /* "host:port" (host may be a name, an IPv4 address or "[IPv6]"); def when unset. */
-void cofre_config_listen(cofre_config_t *c, const char *name, const char *def,
-                         cofre_listen_t *out);
+void cofre_config_listen(cofre_config_t *c, const char *name, const char *def, cofre_listen_t *out);
 
 /* Parses "host:port" into out. Returns 0 or COFRE_EINVAL. */
 int cofre_config_parse_listen(const char *value, cofre_listen_t *out);

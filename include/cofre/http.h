@@ -29,16 +29,16 @@ typedef struct cofre_req cofre_req_t;
 typedef struct cofre_task cofre_task_t;
 
 #define COFRE_CLIENT_ID_MAX 128
-#define COFRE_OWNER_MAX 128
+#define COFRE_OWNER_MAX     128
 
 /* Scopes of the contract, as bits. */
-#define COFRE_SCOPE_ACCOUNTS_READ (1u << 0)
-#define COFRE_SCOPE_ACCOUNTS_WRITE (1u << 1)
-#define COFRE_SCOPE_TRANSFERS_READ (1u << 2)
+#define COFRE_SCOPE_ACCOUNTS_READ   (1u << 0)
+#define COFRE_SCOPE_ACCOUNTS_WRITE  (1u << 1)
+#define COFRE_SCOPE_TRANSFERS_READ  (1u << 2)
 #define COFRE_SCOPE_TRANSFERS_WRITE (1u << 3)
-#define COFRE_SCOPE_AUDIT_READ (1u << 4)
-#define COFRE_SCOPE_LEDGER_ADMIN (1u << 5)
-#define COFRE_SCOPE_ALL 0x3fu
+#define COFRE_SCOPE_AUDIT_READ      (1u << 4)
+#define COFRE_SCOPE_LEDGER_ADMIN    (1u << 5)
+#define COFRE_SCOPE_ALL             0x3fu
 
 /*
  * Who is calling. Until token checks are enabled every request is the fixed local client
@@ -54,7 +54,10 @@ typedef void (*cofre_http_handler_fn)(cofre_req_t *req, void *data);
 
 /* Route options. */
 #define COFRE_ROUTE_JSON_BODY (1u << 0) /* requires Content-Type: application/json */
-#define COFRE_ROUTE_QUIET (1u << 1)     /* probes and scrapes: access log at debug level */
+#define COFRE_ROUTE_QUIET     (1u << 1) /* probes and scrapes: access log at debug level */
+#define COFRE_ROUTE_BULK_BODY (1u << 2) /* bodies up to COFRE_HTTP_BULK_BODY_MAX (batches) */
+
+#define COFRE_HTTP_BULK_BODY_MAX (256 * 1024)
 
 struct cofre_req {
     h2o_req_t *h2o;
@@ -85,11 +88,11 @@ struct cofre_task {
 typedef struct cofre_http_config {
     const char *service; /* "cofre-core" */
     cofre_listen_t listen;
-    unsigned threads;             /* event loops */
-    size_t body_max_bytes;        /* larger bodies get 413 */
-    uint64_t request_timeout_ms;  /* to receive a whole request, and idle keep-alive */
-    unsigned drain_s;             /* serving after SIGTERM with /readyz failing */
-    unsigned shutdown_timeout_s;  /* then at most this long for in-flight requests */
+    unsigned threads;            /* event loops */
+    size_t body_max_bytes;       /* larger bodies get 413 */
+    uint64_t request_timeout_ms; /* to receive a whole request, and idle keep-alive */
+    unsigned drain_s;            /* serving after SIGTERM with /readyz failing */
+    unsigned shutdown_timeout_s; /* then at most this long for in-flight requests */
     /* Readiness of the service's dependencies, called by /readyz on a loop: must not block. */
     bool (*ready)(void *data, const char **reason);
     void *ready_data;
@@ -111,8 +114,8 @@ cofre_http_server_t *cofre_http_server_new(const cofre_http_config_t *cfg);
  * scopes a caller needs (COFRE_SCOPE_* bits, any one of which suffices; 0: a public route that
  * never asks for a token, such as the probes).
  */
-void cofre_http_route(cofre_http_server_t *s, const char *method, const char *tmpl,
-                      unsigned flags, uint32_t scopes, cofre_http_handler_fn fn, void *data);
+void cofre_http_route(cofre_http_server_t *s, const char *method, const char *tmpl, unsigned flags,
+                      uint32_t scopes, cofre_http_handler_fn fn, void *data);
 
 /* Writes "METHOD TEMPLATE\n" for every route, sorted (used by the OpenAPI check). */
 void cofre_http_print_routes(const cofre_http_server_t *s, FILE *out);
@@ -182,6 +185,9 @@ void cofre_req_respond(cofre_req_t *req, int status, const char *content_type, c
  * until done.
  */
 void cofre_req_defer(cofre_req_t *req, cofre_task_t *task);
+
+/* Takes back a deferral whose task was never handed to another thread (a full queue). */
+void cofre_req_undefer(cofre_req_t *req);
 
 /* Completes a deferred task from any thread: queues task->done on the request's loop. */
 void cofre_task_complete(cofre_task_t *task);

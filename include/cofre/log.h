@@ -44,12 +44,14 @@ typedef struct cofre_log_field {
     } v;
 } cofre_log_field_t;
 
-#define COFRE_LF_STR(k, val) ((cofre_log_field_t){.key = (k), .type = COFRE_LOG_T_STR, .v.s = (val)})
+#define COFRE_LF_STR(k, val)                                                                       \
+    ((cofre_log_field_t){.key = (k), .type = COFRE_LOG_T_STR, .v.s = (val)})
 #define COFRE_LF_INT(k, val)                                                                       \
     ((cofre_log_field_t){.key = (k), .type = COFRE_LOG_T_INT, .v.i = (int64_t)(val)})
 #define COFRE_LF_DBL(k, val)                                                                       \
     ((cofre_log_field_t){.key = (k), .type = COFRE_LOG_T_DOUBLE, .v.d = (double)(val)})
-#define COFRE_LF_BOOL(k, val) ((cofre_log_field_t){.key = (k), .type = COFRE_LOG_T_BOOL, .v.b = (val)})
+#define COFRE_LF_BOOL(k, val)                                                                      \
+    ((cofre_log_field_t){.key = (k), .type = COFRE_LOG_T_BOOL, .v.b = (val)})
 
 /* Sets the service name written in every line and the minimum level. Call once at start. */
 void cofre_log_init(const char *service, cofre_log_level_t level);

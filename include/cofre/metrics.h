@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define COFRE_METRIC_LABELS_MAX 4
+#define COFRE_METRIC_LABELS_MAX  4
 #define COFRE_METRIC_BUCKETS_MAX 24
 
 typedef struct cofre_metric cofre_metric_t;

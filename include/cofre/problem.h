@@ -56,8 +56,7 @@ cofre_problem_code_t cofre_problem_by_name(const char *name);
 
 /* Sets p to code with a printf-formatted detail (truncated to fit). Returns the code. */
 cofre_problem_code_t cofre_problem_set(cofre_problem_t *p, cofre_problem_code_t code,
-                                       const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+                                       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /*
  * Appends the problem+json object for p to out; request_id (may be NULL) is added as an

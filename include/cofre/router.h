@@ -10,10 +10,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define COFRE_ROUTES_MAX 64
+#define COFRE_ROUTES_MAX         64
 #define COFRE_ROUTE_SEGMENTS_MAX 8
-#define COFRE_ROUTE_PARAMS_MAX 4
-#define COFRE_ROUTE_PARAM_MAX 256 /* bytes of one decoded parameter */
+#define COFRE_ROUTE_PARAMS_MAX   4
+#define COFRE_ROUTE_PARAM_MAX    256 /* bytes of one decoded parameter */
 
 typedef struct cofre_route {
     const char *method;

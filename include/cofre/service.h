@@ -17,7 +17,7 @@ extern const char cofre_revision[];
 typedef struct cofre_service {
     const char *name;
     cofre_config_t config;
-    cofre_http_config_t http; /* listen, threads, limits, drain and shutdown times */
+    cofre_http_config_t http;  /* listen, threads, limits, drain and shutdown times */
     const char *db_url;        /* COFRE_DB */
     const char *kafka_brokers; /* COFRE_KAFKA_BROKERS; "" = no event bus */
 } cofre_service_t;
@@ -30,8 +30,8 @@ typedef struct cofre_service {
  * and default_db are this service's defaults.
  */
 void cofre_service_init(cofre_service_t *svc, const char *name, const char *usage,
-                        const char *default_listen, const char *default_db, int argc,
-                        char **argv, bool has_commands);
+                        const char *default_listen, const char *default_db, int argc, char **argv,
+                        bool has_commands);
 
 /* Number of online CPUs (at least 1). */
 unsigned cofre_service_cpus(void);

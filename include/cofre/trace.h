@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define COFRE_TRACEPARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
-#define COFRE_REQUEST_ID_MAX 128
+#define COFRE_REQUEST_ID_MAX  128
 
 typedef struct cofre_trace {
     char trace_id[33];  /* 32 lowercase hex */

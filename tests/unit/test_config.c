@@ -107,9 +107,12 @@ static void required_values(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(unset_values_take_defaults), cmocka_unit_test(bad_integer_is_named),
-        cmocka_unit_test(first_error_wins),           cmocka_unit_test(listen_addresses),
-        cmocka_unit_test(enums_and_bools),            cmocka_unit_test(required_values),
+        cmocka_unit_test(unset_values_take_defaults),
+        cmocka_unit_test(bad_integer_is_named),
+        cmocka_unit_test(first_error_wins),
+        cmocka_unit_test(listen_addresses),
+        cmocka_unit_test(enums_and_bools),
+        cmocka_unit_test(required_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,7 +25,8 @@ static void writes_nested_objects_with_commas(void **state)
     cofre_jbuf_arr_end(&b);
     cofre_jbuf_kstr(&b, "nil", NULL);
     cofre_jbuf_obj_end(&b);
-    assert_string_equal(b.data, "{\"a\":\"x\",\"n\":-5,\"list\":[1,{\"t\":true},null],\"nil\":null}");
+    assert_string_equal(b.data,
+                        "{\"a\":\"x\",\"n\":-5,\"list\":[1,{\"t\":true},null],\"nil\":null}");
     cofre_jbuf_release(&b);
 }
 
@@ -61,7 +62,7 @@ static void rejects_overlong_and_surrogate_utf8(void **state)
     (void)state;
     cofre_jbuf_t b;
     cofre_jbuf_init(&b);
-    const char overlong[] = "\xc0\xaf";       /* overlong '/' */
+    const char overlong[] = "\xc0\xaf";      /* overlong '/' */
     const char surrogate[] = "\xed\xa0\x80"; /* U+D800 */
     cofre_jbuf_strn(&b, overlong, 2);
     assert_string_equal(b.data, "\"\\ufffd\\ufffd\"");

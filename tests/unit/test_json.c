@@ -26,15 +26,19 @@ static void accepts_a_valid_body(void **state)
     (void)state;
     cofre_problem_t err;
     assert_int_equal(check("{\"name\":\"x\",\"amount\":1,\"flag\":true}", &err), COFRE_P_NONE);
-    assert_int_equal(check("{\"name\":\"x\",\"amount\":9223372036854775807}", &err),
-                     COFRE_P_NONE);
+    assert_int_equal(check("{\"name\":\"x\",\"amount\":9223372036854775807}", &err), COFRE_P_NONE);
 }
 
 static void rejects_malformed_bodies(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "",  "{", "[]", "1", "null", "{\"name\":\"x\",\"amount\":1} trailing",
+        "",
+        "{",
+        "[]",
+        "1",
+        "null",
+        "{\"name\":\"x\",\"amount\":1} trailing",
         "{\"name\":\"x\",\"name\":\"y\",\"amount\":1}", /* duplicate key */
         "{\"name\":\"x\",\"amount\":1,\"extra\":0}",    /* unknown field */
         "{\"amount\":1}",                               /* missing required */

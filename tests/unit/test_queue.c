@@ -64,7 +64,7 @@ static void close_refuses_pushes_and_keeps_items(void **state)
     cofre_queue_free(q);
 }
 
-#define PRODUCERS 4
+#define PRODUCERS    4
 #define PER_PRODUCER 20000
 
 static void *producer(void *arg)

@@ -19,9 +19,8 @@ static int setup(void **state)
     return 0;
 }
 
-static cofre_route_result_t match(const char *method, const char *path,
-                                  const cofre_route_t **route, cofre_route_params_t *params,
-                                  char *allow)
+static cofre_route_result_t match(const char *method, const char *path, const cofre_route_t **route,
+                                  cofre_route_params_t *params, char *allow)
 {
     return cofre_router_match(&router, method, path, strlen(path), route, params, allow, 64);
 }
@@ -62,8 +61,16 @@ static void unknown_and_hostile_paths_do_not_match(void **state)
 {
     (void)state;
     static const char *const paths[] = {
-        "",      "v1/accounts", "/v1/accounts/",   "/v1//accounts", "/v1/accounts/x/y",
-        "/v2/accounts", "/v1/accounts/%zz", "/v1/accounts/%2F", "/v1/accounts/%00", "/",
+        "",
+        "v1/accounts",
+        "/v1/accounts/",
+        "/v1//accounts",
+        "/v1/accounts/x/y",
+        "/v2/accounts",
+        "/v1/accounts/%zz",
+        "/v1/accounts/%2F",
+        "/v1/accounts/%00",
+        "/",
         "/v1/accounts/x/transfers/",
     };
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {

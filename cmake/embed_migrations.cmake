@@ -1,0 +1,21 @@
+# Turns a directory of NNNN_name.sql migrations into a C file defining
+#   const cofre_migration_t <VAR>[]; const size_t <VAR>_count;
+# so every binary carries its schema. Run as: cmake -DDIR=... -DOUT=... -DVAR=... -P this.
+file(GLOB files RELATIVE ${DIR} ${DIR}/*.sql)
+list(SORT files)
+set(body "/* Generated from ${DIR} by cmake/embed_migrations.cmake; do not edit. */\n")
+string(APPEND body "#include \"core/migrations.h\"\n\n")
+set(entries "")
+foreach(f ${files})
+  string(REGEX MATCH "^([0-9]+)_" _ ${f})
+  math(EXPR version "${CMAKE_MATCH_1}")
+  string(MAKE_C_IDENTIFIER ${f} ident)
+  file(READ ${DIR}/${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const char ${VAR}_${ident}[] = {${bytes} 0};\n")
+  string(APPEND entries "    {${version}, \"${f}\", ${VAR}_${ident}},\n")
+endforeach()
+string(APPEND body "\nconst cofre_migration_t ${VAR}[] = {\n${entries}};\n")
+string(APPEND body "const size_t ${VAR}_count = sizeof(${VAR}) / sizeof(${VAR}[0]);\n")
+file(WRITE ${OUT}.tmp "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})

@@ -1,0 +1,503 @@
+/*
+ * store_sqlite.c: the ledger store on SQLite, the embedded default. WAL with synchronous=FULL:
+ * a commit returns after the WAL is on disk, so an acknowledged transfer survives power loss.
+ * Writers take the write lock at BEGIN (BEGIN IMMEDIATE), so what a batch reads cannot change
+ * before it commits, even with several processes on one file. All statements are prepared
+ * once per connection.
+ */
+#include "core/store.h"
+
+#include "cofre/common.h"
+#include "cofre/db.h"
+#include "cofre/log.h"
+#include "core/migrations.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WRITER_CACHE_KIB 8192
+#define READER_CACHE_KIB 2048
+
+#define ACCOUNT_COLUMNS                                                                            \
+    "id, owner, currency, no_overdraft, debits_posted, credits_posted, debits_pending, "           \
+    "credits_pending, metadata, created_at"
+#define TRANSFER_COLUMNS                                                                           \
+    "id, debit_account_id, credit_account_id, amount, currency, reference, created_at"
+
+enum {
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_IDEM_GET,
+    Q_ACCOUNT_GET,
+    Q_TRANSFER_EXISTS,
+    Q_ACCOUNT_INSERT,
+    Q_ACCOUNT_UPDATE,
+    Q_TRANSFER_INSERT,
+    Q_IDEM_INSERT,
+    Q_OUTBOX_INSERT,
+    Q_IDEM_PRUNE,
+    Q_TRANSFER_GET,
+    Q_ACCOUNTS_PAGE_OWNER,
+    Q_ACCOUNTS_PAGE_ALL,
+    Q_TRANSFERS_PAGE,
+    Q_PING,
+    Q_COUNT_
+};
+
+static const char *const queries[Q_COUNT_] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_IDEM_GET] = "SELECT request_hash, status, body FROM idempotency "
+                   "WHERE client_id = ?1 AND key = ?2",
+    [Q_ACCOUNT_GET] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id = ?1",
+    [Q_TRANSFER_EXISTS] = "SELECT 1 FROM transfers WHERE id = ?1",
+    [Q_ACCOUNT_INSERT] = "INSERT INTO accounts (" ACCOUNT_COLUMNS
+                         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [Q_ACCOUNT_UPDATE] = "UPDATE accounts SET debits_posted = ?2, credits_posted = ?3 "
+                         "WHERE id = ?1",
+    [Q_TRANSFER_INSERT] = "INSERT INTO transfers (" TRANSFER_COLUMNS
+                          ", client_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [Q_IDEM_INSERT] = "INSERT INTO idempotency (client_id, key, request_hash, status, body, "
+                      "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_OUTBOX_INSERT] = "INSERT INTO outbox (event_id, topic, partition_key, type, payload, "
+                        "traceparent, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [Q_IDEM_PRUNE] = "DELETE FROM idempotency WHERE (client_id, key) IN (SELECT client_id, key "
+                     "FROM idempotency WHERE created_at < ?1 LIMIT ?2)",
+    [Q_TRANSFER_GET] = "SELECT " TRANSFER_COLUMNS " FROM transfers WHERE id = ?1",
+    [Q_ACCOUNTS_PAGE_OWNER] = "SELECT " ACCOUNT_COLUMNS ", seq FROM accounts "
+                              "WHERE owner = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    [Q_ACCOUNTS_PAGE_ALL] = "SELECT " ACCOUNT_COLUMNS ", seq FROM accounts "
+                            "WHERE seq > ?2 ORDER BY seq LIMIT ?3",
+    /* Each side is limited first, so a busy account's history is never sorted whole. */
+    [Q_TRANSFERS_PAGE] = "SELECT * FROM (SELECT " TRANSFER_COLUMNS ", seq FROM transfers "
+                         "WHERE debit_account_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3) "
+                         "UNION ALL SELECT * FROM (SELECT " TRANSFER_COLUMNS
+                         ", seq FROM transfers WHERE credit_account_id = ?1 AND seq < ?2 "
+                         "ORDER BY seq DESC LIMIT ?3) ORDER BY 8 DESC LIMIT ?3",
+    [Q_PING] = "SELECT 1",
+};
+
+typedef struct sqlite_store {
+    cofre_store_t super;
+    sqlite3 *db;
+    sqlite3_stmt *stmts[Q_COUNT_];
+} sqlite_store_t;
+
+static int map_error(sqlite_store_t *s, int rc, const char *what)
+{
+    COFRE_LOG(COFRE_LOG_WARN, NULL, "sqlite operation failed", COFRE_LF_STR("op", what),
+              COFRE_LF_STR("error", sqlite3_errmsg(s->db)), COFRE_LF_INT("code", rc));
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_CONSTRAINT:
+        return COFRE_ECONFLICT;
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+        return COFRE_EUNAVAIL;
+    default:
+        return COFRE_EIO;
+    }
+}
+
+/* Runs a statement with no result rows; resets it. */
+static int run(sqlite_store_t *s, int q)
+{
+    sqlite3_stmt *st = s->stmts[q];
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return map_error(s, rc, queries[q]);
+    return 0;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v == NULL)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+static void copy_column(sqlite3_stmt *st, int col, char *out, size_t size)
+{
+    const char *v = (const char *)sqlite3_column_text(st, col);
+    size_t len = v != NULL ? (size_t)sqlite3_column_bytes(st, col) : 0;
+    if (len >= size)
+        len = size - 1;
+    if (len > 0)
+        memcpy(out, v, len);
+    out[len] = '\0';
+}
+
+static void read_account(sqlite3_stmt *st, cofre_account_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    copy_column(st, 0, a->id, sizeof(a->id));
+    copy_column(st, 1, a->owner, sizeof(a->owner));
+    copy_column(st, 2, a->currency, sizeof(a->currency));
+    a->no_overdraft = sqlite3_column_int(st, 3) != 0;
+    a->debits_posted = sqlite3_column_int64(st, 4);
+    a->credits_posted = sqlite3_column_int64(st, 5);
+    a->debits_pending = sqlite3_column_int64(st, 6);
+    a->credits_pending = sqlite3_column_int64(st, 7);
+    const char *meta = (const char *)sqlite3_column_text(st, 8);
+    a->metadata = meta != NULL ? cofre_strdup(meta) : NULL;
+    copy_column(st, 9, a->created_at, sizeof(a->created_at));
+}
+
+static void read_transfer(sqlite3_stmt *st, cofre_transfer_t *t)
+{
+    copy_column(st, 0, t->id, sizeof(t->id));
+    copy_column(st, 1, t->debit_account_id, sizeof(t->debit_account_id));
+    copy_column(st, 2, t->credit_account_id, sizeof(t->credit_account_id));
+    t->amount = sqlite3_column_int64(st, 3);
+    copy_column(st, 4, t->currency, sizeof(t->currency));
+    t->has_reference = sqlite3_column_type(st, 5) != SQLITE_NULL;
+    copy_column(st, 5, t->reference, sizeof(t->reference));
+    copy_column(st, 6, t->created_at, sizeof(t->created_at));
+}
+
+/* ---- write path ------------------------------------------------------------------------- */
+
+static int sq_begin(cofre_store_t *base)
+{
+    return run((sqlite_store_t *)base, Q_BEGIN);
+}
+
+static int sq_commit(cofre_store_t *base)
+{
+    return run((sqlite_store_t *)base, Q_COMMIT);
+}
+
+static void sq_rollback(cofre_store_t *base)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    if (!sqlite3_get_autocommit(s->db))
+        run(s, Q_ROLLBACK);
+}
+
+static int lookup_idem(sqlite_store_t *s, const cofre_idem_key_t *k, cofre_idem_record_t *out)
+{
+    sqlite3_stmt *st = s->stmts[Q_IDEM_GET];
+    bind_text(st, 1, k->client_id);
+    bind_text(st, 2, k->key);
+    int rc = sqlite3_step(st);
+    memset(out, 0, sizeof(*out));
+    if (rc == SQLITE_ROW) {
+        out->found = true;
+        if (sqlite3_column_bytes(st, 0) == COFRE_STORE_HASH_LEN)
+            memcpy(out->request_hash, sqlite3_column_blob(st, 0), COFRE_STORE_HASH_LEN);
+        out->status = sqlite3_column_int(st, 1);
+        out->body_len = (size_t)sqlite3_column_bytes(st, 2);
+        out->body = cofre_strndup((const char *)sqlite3_column_text(st, 2), out->body_len);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : map_error(s, rc, queries[Q_IDEM_GET]);
+}
+
+static int lookup_account(sqlite_store_t *s, const char *id, cofre_account_t *out, bool *found)
+{
+    sqlite3_stmt *st = s->stmts[Q_ACCOUNT_GET];
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (*found) {
+        read_account(st, out);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : map_error(s, rc, queries[Q_ACCOUNT_GET]);
+}
+
+static int lookup_transfer(sqlite_store_t *s, const char *id, bool *found)
+{
+    sqlite3_stmt *st = s->stmts[Q_TRANSFER_EXISTS];
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_error(s, rc, queries[Q_TRANSFER_EXISTS]);
+}
+
+static int sq_lookup(cofre_store_t *base, cofre_lookup_t *lk)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    int rc = 0;
+    for (size_t i = 0; i < lk->n_idem; i++)
+        lk->idem[i] = (cofre_idem_record_t){0};
+    for (size_t i = 0; i < lk->n_accounts; i++)
+        lk->account_found[i] = false;
+    for (size_t i = 0; rc == 0 && i < lk->n_idem; i++)
+        rc = lookup_idem(s, &lk->idem_keys[i], &lk->idem[i]);
+    for (size_t i = 0; rc == 0 && i < lk->n_accounts; i++)
+        rc = lookup_account(s, lk->account_ids[i], &lk->accounts[i], &lk->account_found[i]);
+    for (size_t i = 0; rc == 0 && i < lk->n_transfers; i++)
+        rc = lookup_transfer(s, lk->transfer_ids[i], &lk->transfer_found[i]);
+    return rc;
+}
+
+static int insert_account(sqlite_store_t *s, const cofre_account_t *a)
+{
+    sqlite3_stmt *st = s->stmts[Q_ACCOUNT_INSERT];
+    bind_text(st, 1, a->id);
+    bind_text(st, 2, a->owner);
+    bind_text(st, 3, a->currency);
+    sqlite3_bind_int(st, 4, a->no_overdraft);
+    sqlite3_bind_int64(st, 5, a->debits_posted);
+    sqlite3_bind_int64(st, 6, a->credits_posted);
+    sqlite3_bind_int64(st, 7, a->debits_pending);
+    sqlite3_bind_int64(st, 8, a->credits_pending);
+    bind_text(st, 9, a->metadata);
+    bind_text(st, 10, a->created_at);
+    return run(s, Q_ACCOUNT_INSERT);
+}
+
+static int update_account(sqlite_store_t *s, const cofre_account_t *a)
+{
+    sqlite3_stmt *st = s->stmts[Q_ACCOUNT_UPDATE];
+    bind_text(st, 1, a->id);
+    sqlite3_bind_int64(st, 2, a->debits_posted);
+    sqlite3_bind_int64(st, 3, a->credits_posted);
+    int rc = run(s, Q_ACCOUNT_UPDATE);
+    if (rc == 0 && sqlite3_changes(s->db) != 1)
+        return COFRE_ECONFLICT;
+    return rc;
+}
+
+static int insert_transfer(sqlite_store_t *s, const cofre_transfer_write_t *w)
+{
+    const cofre_transfer_t *t = w->transfer;
+    sqlite3_stmt *st = s->stmts[Q_TRANSFER_INSERT];
+    bind_text(st, 1, t->id);
+    bind_text(st, 2, t->debit_account_id);
+    bind_text(st, 3, t->credit_account_id);
+    sqlite3_bind_int64(st, 4, t->amount);
+    bind_text(st, 5, t->currency);
+    bind_text(st, 6, t->has_reference ? t->reference : NULL);
+    bind_text(st, 7, t->created_at);
+    bind_text(st, 8, w->client_id);
+    return run(s, Q_TRANSFER_INSERT);
+}
+
+static int insert_idem(sqlite_store_t *s, const cofre_idem_write_t *w, int64_t now)
+{
+    sqlite3_stmt *st = s->stmts[Q_IDEM_INSERT];
+    bind_text(st, 1, w->client_id);
+    bind_text(st, 2, w->key);
+    sqlite3_bind_blob(st, 3, w->request_hash, COFRE_STORE_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, w->status);
+    sqlite3_bind_text(st, 5, w->body, (int)w->body_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, now);
+    return run(s, Q_IDEM_INSERT);
+}
+
+static int insert_outbox(sqlite_store_t *s, const cofre_outbox_write_t *w, const char *now)
+{
+    sqlite3_stmt *st = s->stmts[Q_OUTBOX_INSERT];
+    bind_text(st, 1, w->event_id);
+    bind_text(st, 2, w->topic);
+    bind_text(st, 3, w->partition_key);
+    bind_text(st, 4, w->type);
+    sqlite3_bind_text(st, 5, w->payload, (int)w->payload_len, SQLITE_STATIC);
+    bind_text(st, 6, w->traceparent);
+    bind_text(st, 7, now);
+    return run(s, Q_OUTBOX_INSERT);
+}
+
+static int sq_write(cofre_store_t *base, const cofre_write_set_t *ws)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    int rc = 0;
+    char now[COFRE_TIME_LEN + 1];
+    cofre_time_format(cofre_now_wall_us(), now);
+    for (size_t i = 0; rc == 0 && i < ws->n_new_accounts; i++)
+        rc = insert_account(s, ws->new_accounts[i]);
+    for (size_t i = 0; rc == 0 && i < ws->n_changed_accounts; i++)
+        rc = update_account(s, ws->changed_accounts[i]);
+    for (size_t i = 0; rc == 0 && i < ws->n_transfers; i++)
+        rc = insert_transfer(s, &ws->transfers[i]);
+    for (size_t i = 0; rc == 0 && i < ws->n_idem; i++)
+        rc = insert_idem(s, &ws->idem[i], ws->now_unix);
+    for (size_t i = 0; rc == 0 && i < ws->n_outbox; i++)
+        rc = insert_outbox(s, &ws->outbox[i], now);
+    return rc;
+}
+
+static int sq_prune_idempotency(cofre_store_t *base, int64_t before_unix, int max)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = s->stmts[Q_IDEM_PRUNE];
+    sqlite3_bind_int64(st, 1, before_unix);
+    sqlite3_bind_int(st, 2, max);
+    int rc = run(s, Q_IDEM_PRUNE);
+    return rc != 0 ? rc : sqlite3_changes(s->db);
+}
+
+/* ---- read path -------------------------------------------------------------------------- */
+
+static int sq_account_get(cofre_store_t *base, const char *id, cofre_account_t *out)
+{
+    bool found = false;
+    int rc = lookup_account((sqlite_store_t *)base, id, out, &found);
+    return rc != 0 ? rc : found ? 0 : COFRE_ENOENT;
+}
+
+static int sq_transfer_get(cofre_store_t *base, const char *id, cofre_transfer_t *out)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = s->stmts[Q_TRANSFER_GET];
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    int result = COFRE_ENOENT;
+    if (rc == SQLITE_ROW) {
+        read_transfer(st, out);
+        result = 0;
+    } else if (rc != SQLITE_DONE) {
+        result = map_error(s, rc, queries[Q_TRANSFER_GET]);
+    }
+    sqlite3_reset(st);
+    return result;
+}
+
+static int sq_accounts_page(cofre_store_t *base, const cofre_page_query_t *q, cofre_account_t *out,
+                            int64_t *seqs, size_t *n)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    int qi = q->owner != NULL ? Q_ACCOUNTS_PAGE_OWNER : Q_ACCOUNTS_PAGE_ALL;
+    sqlite3_stmt *st = s->stmts[qi];
+    if (q->owner != NULL)
+        bind_text(st, 1, q->owner);
+    sqlite3_bind_int64(st, 2, q->cursor_seq);
+    sqlite3_bind_int64(st, 3, (int64_t)q->limit + 1);
+    int rc;
+    *n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n <= q->limit) {
+        read_account(st, &out[*n]);
+        seqs[(*n)++] = sqlite3_column_int64(st, 10);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_error(s, rc, queries[qi]);
+}
+
+static int sq_transfers_page(cofre_store_t *base, const cofre_page_query_t *q,
+                             cofre_transfer_t *out, int64_t *seqs, size_t *n)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = s->stmts[Q_TRANSFERS_PAGE];
+    bind_text(st, 1, q->account_id);
+    sqlite3_bind_int64(st, 2, q->cursor_seq);
+    sqlite3_bind_int64(st, 3, (int64_t)q->limit + 1);
+    int rc;
+    *n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n <= q->limit) {
+        read_transfer(st, &out[*n]);
+        seqs[(*n)++] = sqlite3_column_int64(st, 7);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_error(s, rc, queries[Q_TRANSFERS_PAGE]);
+}
+
+static bool sq_ping(cofre_store_t *base)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = s->stmts[Q_PING];
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW;
+}
+
+static void sq_close(cofre_store_t *base)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    for (int i = 0; i < Q_COUNT_; i++)
+        sqlite3_finalize(s->stmts[i]);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static const cofre_store_ops_t sqlite_ops = {
+    .close = sq_close,
+    .begin = sq_begin,
+    .lookup = sq_lookup,
+    .write = sq_write,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .prune_idempotency = sq_prune_idempotency,
+    .account_get = sq_account_get,
+    .transfer_get = sq_transfer_get,
+    .accounts_page = sq_accounts_page,
+    .transfers_page = sq_transfers_page,
+    .ping = sq_ping,
+};
+
+int cofre_store_sqlite_open(const char *path, bool readonly, cofre_store_t **out)
+{
+    sqlite3 *db = cofre_db_sqlite_open(path, false, readonly ? READER_CACHE_KIB : WRITER_CACHE_KIB);
+    if (db == NULL)
+        return COFRE_EUNAVAIL;
+    sqlite_store_t *s = cofre_calloc(1, sizeof(*s));
+    s->super.ops = &sqlite_ops;
+    s->db = db;
+    for (int i = 0; i < Q_COUNT_; i++)
+        s->stmts[i] = cofre_db_sqlite_prepare(db, queries[i]);
+    *out = &s->super;
+    return 0;
+}
+
+/* ---- migrations ------------------------------------------------------------------------- */
+
+static int schema_version(sqlite3 *db)
+{
+    sqlite3_stmt *st = cofre_db_sqlite_prepare(db, "PRAGMA user_version");
+    int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int apply_migrations(sqlite3 *db, int current)
+{
+    for (size_t i = 0; i < cofre_migrations_sqlite_count; i++) {
+        const cofre_migration_t *m = &cofre_migrations_sqlite[i];
+        if (m->version <= current)
+            continue;
+        if (cofre_db_sqlite_exec(db, m->sql) != 0)
+            return COFRE_EIO;
+        char sql[64];
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", m->version);
+        if (cofre_db_sqlite_exec(db, sql) != 0)
+            return COFRE_EIO;
+        COFRE_LOG(COFRE_LOG_INFO, NULL, "migration applied", COFRE_LF_STR("name", m->name),
+                  COFRE_LF_INT("version", m->version));
+    }
+    return 0;
+}
+
+int cofre_store_sqlite_migrate(const char *path)
+{
+    sqlite3 *db = cofre_db_sqlite_open(path, false, READER_CACHE_KIB);
+    if (db == NULL)
+        return COFRE_EUNAVAIL;
+    int latest = cofre_migrations_sqlite[cofre_migrations_sqlite_count - 1].version;
+    int rc = cofre_db_sqlite_exec(db, "BEGIN IMMEDIATE");
+    int current = rc == 0 ? schema_version(db) : -1;
+    if (rc == 0 && current > latest) {
+        COFRE_LOG(COFRE_LOG_ERROR, NULL, "database schema is newer than this binary",
+                  COFRE_LF_INT("schema", current), COFRE_LF_INT("known", latest));
+        rc = COFRE_ERANGE;
+    } else if (rc == 0) {
+        rc = apply_migrations(db, current);
+    }
+    if (rc == 0)
+        rc = cofre_db_sqlite_exec(db, "COMMIT");
+    else
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+    return rc;
+}
