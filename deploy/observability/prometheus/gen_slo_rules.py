@@ -45,14 +45,18 @@ def selector(s, extra=""):
 def error_ratio_expr(s, w):
     """PromQL for the fraction of an SLO's requests that were bad over window w."""
     all_sel = selector(s)
+    # by (namespace): one ratio per environment on a shared Prometheus; none locally.
     if s["kind"] == "availability":
         bad_sel = selector(s, ',code=~"5.."')
-        bad = f"sum(rate(cofre_http_requests_total{{{bad_sel}}}[{w}]))"
-        total = f"sum(rate(cofre_http_requests_total{{{all_sel}}}[{w}]))"
-        return f"(\n  {bad}\n  or vector(0)\n)\n/\n{total}"
+        bad = f"sum by (namespace) (rate(cofre_http_requests_total{{{bad_sel}}}[{w}]))"
+        total = f"sum by (namespace) (rate(cofre_http_requests_total{{{all_sel}}}[{w}]))"
+        # 0 rather than nothing while requests flow without errors.
+        return f"(\n  {bad}\n  or\n  0 * {total}\n)\n/\n{total}"
     good_sel = selector(s, ',le="' + s["le"] + '"')
-    good = f"sum(rate(cofre_http_request_duration_seconds_bucket{{{good_sel}}}[{w}]))"
-    total = f"sum(rate(cofre_http_request_duration_seconds_count{{{all_sel}}}[{w}]))"
+    good = (f"sum by (namespace) "
+            f"(rate(cofre_http_request_duration_seconds_bucket{{{good_sel}}}[{w}]))")
+    total = (f"sum by (namespace) "
+             f"(rate(cofre_http_request_duration_seconds_count{{{all_sel}}}[{w}]))")
     return f"1 - (\n  {good}\n  /\n  {total}\n)"
 
 
