@@ -128,7 +128,8 @@ def overview():
             stat("p99 latency", f'histogram_quantile(0.99, sum by (le) (rate('
                  f'cofre_http_request_duration_seconds_bucket{{{RED}}}[$__rate_interval])))',
                  unit="s"),
-            stat("In flight", f'sum(cofre_http_requests_in_flight{{{RED}}})'),
+            stat("Transfers posted/s", 'sum(rate(cofre_ledger_transfers_total{outcome="posted"}'
+                 '[$__rate_interval]))', unit="ops"),
             stat("Restarts (1h)", f'sum(changes(process_start_time_seconds{{{RED}}}[1h]))',
                  thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}]),
         ]),
