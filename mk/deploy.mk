@@ -25,3 +25,26 @@ test-image: deps-deploy
 	@$(DEPLOY_ENV) CONTAINER_ENGINE=$(CONTAINER_ENGINE) COFRE_CONTAINER_ENGINE=$(CONTAINER_ENGINE) \
 	    COFRE_IMAGE=$(IMAGE_REPO)cofre-core:$(IMAGE_TAG) \
 	    $(PYTEST) -q -p no:cacheprovider tests/deploy/test_image.py
+
+# Schema validation needs the npm models, pinned in tests/deploy/package-lock.json and
+# installed into the git-ignored tests/deploy/node_modules.
+DEPLOY_NODE_MODULES = tests/deploy/node_modules/.package-lock.json
+$(DEPLOY_NODE_MODULES): tests/deploy/package.json tests/deploy/package-lock.json
+	@cd tests/deploy && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: test-deploy k8s-rules kind-up kind-down
+
+test-deploy: $(DEPLOY_NODE_MODULES)
+	@scripts/deps.sh deploy
+	@$(PYTEST) -q -p no:cacheprovider tests/deploy --ignore=tests/deploy/test_image.py
+
+# Regenerates the PrometheusRules from deploy/observability/prometheus/rules/*.yml.
+k8s-rules:
+	@/usr/bin/python3 deploy/k8s/gen-prometheusrules.py
+
+kind-up:
+	@deploy/kind/kind-up.sh
+
+kind-down:
+	@deploy/kind/kind-down.sh

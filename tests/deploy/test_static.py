@@ -36,7 +36,7 @@ def test_prometheusrules_are_current():
 
 def deploy_scripts():
     files = sorted(ROOT.glob("deploy/docker/*.sh")) + sorted(ROOT.glob("deploy/kind/*.sh")) + \
-        sorted(ROOT.glob("deploy/k8s/*.sh"))
+        sorted(ROOT.glob("deploy/k8s/**/*.sh"))
     assert files, "no deploy scripts found"
     return files
 
