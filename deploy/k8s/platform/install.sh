@@ -4,7 +4,7 @@
 #   ingress-nginx (the gateway), metrics-server (HPA CPU), kube-prometheus-stack (Prometheus
 #   Operator CRDs, Prometheus, Alertmanager, Grafana), prometheus-adapter (the HPA
 #   requests-per-second metric), KEDA (Kafka lag scaling); on EKS also External Secrets
-#   Operator and cert-manager.
+#   Operator and cert-manager. Then the cofre namespace (restricted Pod Security).
 # Usage: install.sh kind|eks [helm flags, e.g. --kube-context X]
 set -euo pipefail
 
@@ -63,4 +63,4 @@ for ((i = 1; i <= $#; i++)); do
         kubectl_args=(--context "${!j}")
     fi
 done
-kubectl "${kubectl_args[@]}" apply -f "$here/security-headers.yaml"
+kubectl "${kubectl_args[@]}" apply -f "$here/security-headers.yaml" -f "$here/namespace.yaml"
