@@ -1,0 +1,31 @@
+"""Fixtures of the cofre-legacy-sim black-box suite: a fresh simulator per test."""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from simhelp import SimProcess  # noqa: E402
+
+
+@pytest.fixture
+def make_sim(tmp_path):
+    """Starts a simulator with extra environment; every one started is stopped afterwards."""
+    started = []
+
+    def make(**env):
+        sim = SimProcess(tmp_path, **env).start()
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        sim.stop()
+
+
+@pytest.fixture
+def sim(make_sim):
+    """A simulator with the default rules and a 1000.00 amount limit."""
+    return make_sim(COFRE_SIM_AMOUNT_MAX=100000, COFRE_SIM_SEED=7)
