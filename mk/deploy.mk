@@ -33,15 +33,15 @@ $(DEPLOY_NODE_MODULES): tests/deploy/package.json tests/deploy/package-lock.json
 	@cd tests/deploy && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-.PHONY: test-deploy k8s-rules kind-up kind-down
+.PHONY: test-deploy k8s-monitoring kind-up kind-down
 
 test-deploy: $(DEPLOY_NODE_MODULES)
 	@scripts/deps.sh deploy
 	@$(PYTEST) -q -p no:cacheprovider tests/deploy --ignore=tests/deploy/test_image.py
 
-# Regenerates the PrometheusRules from deploy/observability/prometheus/rules/*.yml.
-k8s-rules:
-	@/usr/bin/python3 deploy/k8s/gen-prometheusrules.py
+# Refreshes the copies of deploy/observability/k8s (ServiceMonitors, PrometheusRule).
+k8s-monitoring:
+	@/usr/bin/python3 deploy/k8s/sync-observability.py
 
 kind-up:
 	@deploy/kind/kind-up.sh

@@ -29,8 +29,8 @@ def test_overlay_validates_against_schemas(name, tmp_path):
     assert " 0 errors" in res.stdout
 
 
-def test_prometheusrules_are_current():
-    res = run(["/usr/bin/python3", str(ROOT / "deploy/k8s/gen-prometheusrules.py"), "--check"])
+def test_monitoring_copies_are_current():
+    res = run(["/usr/bin/python3", str(ROOT / "deploy/k8s/sync-observability.py"), "--check"])
     assert res.returncode == 0, res.stderr
 
 
