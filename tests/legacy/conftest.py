@@ -12,7 +12,8 @@ from simhelp import SimProcess  # noqa: E402
 
 @pytest.fixture
 def make_sim(tmp_path):
-    """Starts a simulator with extra environment; every one started is stopped afterwards."""
+    """Starts a simulator with extra environment. Afterwards every one is stopped, and each of
+    its runs must have exited 0 (SIGTERM) without a sanitizer report."""
     started = []
 
     def make(**env):
@@ -23,6 +24,8 @@ def make_sim(tmp_path):
     yield make
     for sim in started:
         sim.stop()
+        for rc, flagged in sim.exits:
+            assert rc == 0 and not flagged, f"simulator exited {rc}: {flagged}"
 
 
 @pytest.fixture

@@ -61,6 +61,7 @@ class SimProcess:
         self.control_port = None
         self._reader = None
         self._control = None
+        self.exits = []  # exit status of every run, with the lines that mention a sanitizer
 
     def start(self):
         self.proc = subprocess.Popen([binary()], env=self.env, stdout=subprocess.PIPE,
@@ -101,6 +102,9 @@ class SimProcess:
             rc = self.proc.wait()
         self._reader.join(timeout=5)
         self.proc = None
+        flagged = [line for line in self.lines
+                   if "Sanitizer" in line or "runtime error:" in line]
+        self.exits.append((rc, flagged))
         return rc
 
     def restart(self):
