@@ -12,6 +12,7 @@ test_pkgs=(python3 python3-pytest python3-requests python3-yaml python3-psycopg2
     prometheus-alertmanager procps iproute2)
 lint_pkgs=(clang-format clang-tidy cppcheck shellcheck yamllint flawfinder)
 bench_pkgs=(wrk postgresql-contrib)
+dast_pkgs=(wapiti sqlmap curl)
 deploy_pkgs=(podman buildah runc mmdebstrap uidmap yamllint shellcheck python3-pytest
     python3-requests python3-yaml python3-jwt python3-cryptography)
 
@@ -23,8 +24,9 @@ for group in "$@"; do
     test) want+=("${build_pkgs[@]}" "${run_pkgs[@]}" "${test_pkgs[@]}" "${lint_pkgs[@]}") ;;
     lint) want+=("${lint_pkgs[@]}") ;;
     bench) want+=("${build_pkgs[@]}" "${run_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+    dast) want+=("${dast_pkgs[@]}") ;;
     deploy) want+=("${deploy_pkgs[@]}") ;;
-    *) echo "deps.sh: unknown group '$group' (build|run|test|bench|lint|deploy)" >&2; exit 2 ;;
+    *) echo "deps.sh: unknown group '$group' (build|run|test|bench|lint|deploy|dast)" >&2; exit 2 ;;
     esac
 done
 
