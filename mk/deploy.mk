@@ -35,8 +35,11 @@ $(DEPLOY_NODE_MODULES): tests/deploy/package.json tests/deploy/package-lock.json
 
 .PHONY: test-deploy k8s-monitoring kind-up kind-down
 
+TEST_TARGETS += test-deploy
+
+# kubectl, terraform and node come with the machine (shared/environment.md).
 test-deploy: $(DEPLOY_NODE_MODULES)
-	@scripts/deps.sh deploy
+	@scripts/deps.sh test
 	@$(PYTEST) -q -p no:cacheprovider tests/deploy --ignore=tests/deploy/test_image.py
 
 # Refreshes the copies of deploy/observability/k8s (ServiceMonitors, PrometheusRule).
