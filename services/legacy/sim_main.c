@@ -92,7 +92,9 @@ static int serve(cofre_service_t *svc)
     const char *path = sqlite_path(svc->db_url);
     if (path == NULL)
         cofre_config_reject(c, "COFRE_DB", svc->db_url, "sqlite:PATH (the simulator's ledger)");
-    cofre_config_finish(c);
+    cofre_config_finish(c); /* exits on any invalid setting */
+    if (path == NULL)
+        return 2;
     make_parent_dir(path);
     host.ledger = cofre_sim_ledger_open(path, false, sync_full);
     if (host.ledger == NULL)
