@@ -1,0 +1,89 @@
+"""Database backends for the black-box suite.
+
+The suite runs once per backend named in COFRE_TEST_DBS (comma list, default "sqlite"). A
+backend gives each server a fresh database (the COFRE_DB value) and answers "database
+snapshot" queries straight from the store, so a test can prove that a rejected request left
+every table as it was.
+
+To add a backend (the PostgreSQL issue): subclass Backend, implement start/stop (a
+throwaway cluster for the whole session), new_db (one database per server) and query
+(read-only SQL returning rows of tuples), and register it in BACKENDS. The tables and
+columns are the same in every store, so snapshot() works unchanged.
+"""
+
+import os
+import sqlite3
+
+# The four ledger tables whose row counts prove "nothing changed".
+LEDGER_TABLES = ("accounts", "transfers", "idempotency", "outbox")
+
+
+class Backend:
+    """One kind of store. Instances live for the whole pytest session."""
+
+    name = "?"
+
+    def start(self, workdir):
+        """Starts what the backend needs for the session (workdir: a private temp dir)."""
+
+    def stop(self):
+        """Stops what start() started."""
+
+    def new_db(self, workdir):
+        """Returns the COFRE_DB value of a fresh, empty database under workdir."""
+        raise NotImplementedError
+
+    def query(self, db, sql):
+        """Runs one read-only SQL statement on db (a COFRE_DB value); returns a list of tuples."""
+        raise NotImplementedError
+
+    def snapshot(self, db):
+        """Row counts of the ledger tables and every account's posted/pending totals."""
+        counts = {t: self.query(db, f"SELECT count(*) FROM {t}")[0][0] for t in LEDGER_TABLES}
+        rows = self.query(
+            db,
+            "SELECT id, debits_posted, credits_posted, debits_pending, credits_pending "
+            "FROM accounts ORDER BY id",
+        )
+        return {"counts": counts, "accounts": {r[0]: tuple(r[1:]) for r in rows}}
+
+    def transfer_ids(self, db):
+        """Every transfer id in the store, as a list (duplicates kept, to catch them)."""
+        return [r[0] for r in self.query(db, "SELECT id FROM transfers")]
+
+
+class SqliteBackend(Backend):
+    """The embedded default: one SQLite file per server, read here in read-only mode."""
+
+    name = "sqlite"
+
+    def new_db(self, workdir):
+        return "sqlite:" + os.path.join(str(workdir), "core.db")
+
+    @staticmethod
+    def path(db):
+        assert db.startswith("sqlite:"), db
+        return db[len("sqlite:"):]
+
+    def query(self, db, sql):
+        uri = "file:" + self.path(db) + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=10)
+        try:
+            return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+
+
+BACKENDS = {"sqlite": SqliteBackend}
+
+
+def selected_names():
+    """The backend names of COFRE_TEST_DBS, validated."""
+    names = [n.strip() for n in os.environ.get("COFRE_TEST_DBS", "sqlite").split(",") if n.strip()]
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown or not names:
+        raise ValueError(
+            f"COFRE_TEST_DBS={os.environ.get('COFRE_TEST_DBS')!r}: unknown backend(s) {unknown}; "
+            f"known: {sorted(BACKENDS)}"
+        )
+    return names
