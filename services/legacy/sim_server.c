@@ -215,8 +215,9 @@ static void conn_accept(server_t *s)
                       COFRE_LF_INT("connections_max", s->cfg->connections_max));
             continue;
         }
-        int on = 1;
+        int on = 1, sndbuf = CONN_OUT_CAP; /* kernel buffering bounded too, no autotuning */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
         conn_t *c = &s->conns[i];
         memset(c, 0, sizeof(*c));
         c->fd = fd;
@@ -311,6 +312,7 @@ static void conn_write(server_t *s, conn_t *c, unsigned index)
             return;
         }
         c->out_off += (size_t)w;
+        c->last_active_ns = cofre_now_mono_ns();
     }
     if (c->out_off == c->out_len) {
         c->out_off = c->out_len = 0;
@@ -423,6 +425,24 @@ static void batch_abort(server_t *s)
     }
 }
 
+/*
+ * Sends what the batch answered, and queues input that waited for room: room freed on this
+ * connection, or in the total, which may unblock a connection that took no part in the batch.
+ */
+static void conn_after_batch(server_t *s, conn_t *c, unsigned index)
+{
+    if (c->fd < 0)
+        return;
+    bool answered = c->batch_mark != SIZE_MAX;
+    c->batch_mark = SIZE_MAX;
+    if (c->in_len >= COFRE_ISO_FRAME_HDR && conn_queue_frames(s, c) != 0)
+        c->closing = true;
+    if (answered || c->closing)
+        conn_write(s, c, index);
+    else
+        conn_interest(s, c, index);
+}
+
 /* Processes every due request (up to BATCH_MAX) in one transaction; answers wait for commit. */
 static void process_due(server_t *s)
 {
@@ -443,20 +463,13 @@ static void process_due(server_t *s)
             progress = true;
         }
     }
-    if (!begun)
-        return;
-    s->n.batches++;
-    if (failed || cofre_sim_ledger_commit(s->host->ledger) != 0)
-        batch_abort(s);
-    for (unsigned i = 0; i < s->high; i++) {
-        conn_t *c = &s->conns[i];
-        if (c->fd < 0 || c->batch_mark == SIZE_MAX)
-            continue;
-        c->batch_mark = SIZE_MAX;
-        if (conn_queue_frames(s, c) != 0)
-            c->closing = true;
-        conn_write(s, c, i);
+    if (begun) {
+        s->n.batches++;
+        if (failed || cofre_sim_ledger_commit(s->host->ledger) != 0)
+            batch_abort(s);
     }
+    for (unsigned i = 0; i < s->high; i++)
+        conn_after_batch(s, &s->conns[i], i);
 }
 
 /* ---- control port ---- */
@@ -696,7 +709,9 @@ static void tick(server_t *s, uint64_t now)
     uint64_t idle_ns = (uint64_t)s->cfg->idle_timeout_s * 1000000000ull;
     for (unsigned i = 0; i < s->high; i++) {
         conn_t *c = &s->conns[i];
-        if (c->fd >= 0 && c->head == NULL && now - c->last_active_ns > idle_ns)
+        /* No bytes moved either way, and nothing waiting for the injected latency. */
+        bool waiting = c->head != NULL && c->head->due_ns > now;
+        if (c->fd >= 0 && !waiting && now - c->last_active_ns > idle_ns)
             conn_close(s, c, "idle timeout");
     }
     while (s->high > 0 && s->conns[s->high - 1].fd < 0)

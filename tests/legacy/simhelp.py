@@ -150,8 +150,8 @@ class SimProcess:
 
     # -- clients ---------------------------------------------------------------------------
 
-    def connect(self, sign_on=True):
-        c = Client(self.iso_port)
+    def connect(self, sign_on=True, rcvbuf=None):
+        c = Client(self.iso_port, rcvbuf=rcvbuf)
         if sign_on:
             c.sign_on()
         return c
@@ -184,8 +184,12 @@ class Transfer:
 class Client:
     """One ISO 8583 connection to the simulator. STANs count up per client."""
 
-    def __init__(self, port, timeout=ANSWER_TIMEOUT_S):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=ANSWER_TIMEOUT_S, rcvbuf=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:  # a small window, to make the host's output back up
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.stan = 0

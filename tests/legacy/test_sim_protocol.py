@@ -308,6 +308,27 @@ def test_pipelined_requests_on_one_connection(sim):
     assert all(answers[r[11]][37] == r[37] and answers[r[11]][39] == "00" for r in reqs)
 
 
+def test_a_client_that_does_not_read_is_held_back_not_dropped(sim):
+    """More requests than the queue (64) and the output buffer (64 KiB) hold: reading pauses
+    and resumes, and every request is answered once the client reads."""
+    c = sim.connect(rcvbuf=4096)
+    ts = [Transfer(amount=i + 1) for i in range(3000)]
+    data = b"".join(iso.encode_frame("0200", c.transfer_fields(t)) for t in ts)
+    sender = threading.Thread(target=c.send_raw, args=(data,))
+    sender.start()
+    time.sleep(0.5 * SLOW)
+    st = sim.status()
+    assert st["queued"] <= 64 and st["answers"] < len(ts), st
+    stans = set()
+    for _ in ts:
+        mti, f = c.recv()
+        assert (mti, f[39]) == ("0210", "00")
+        stans.add(f[11])
+    sender.join(timeout=10 * SLOW)
+    assert len(stans) == len(ts)
+    assert len(sim.ledger()) == len(ts)
+
+
 def test_connection_limit(make_sim):
     sim = make_sim(COFRE_SIM_CONNECTIONS_MAX=2)
     a, b = sim.connect(), sim.connect()
