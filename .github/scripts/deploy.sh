@@ -136,7 +136,7 @@ slo_gate() {
     while ((SECONDS < deadline)); do
         pages=$(query "count(ALERTS{alertstate=\"firing\",severity=\"page\",namespace=\"$ns\"})") ||
             { log "Prometheus did not answer"; return 1; }
-        burn=$(query "max(slo:sli_error:ratio_rate5m{namespace=\"$ns\"} / on (slo, service) group_left (1 - slo:objective:ratio))") ||
+        burn=$(query "max(slo:sli_error:ratio_rate5m{namespace=\"$ns\"} / on (slo, service) group_left() (1 - slo:objective:ratio))") ||
             { log "Prometheus did not answer"; return 1; }
         log "gate '$name': pages firing $pages, fastest 5m burn rate $burn"
         if awk -v p="$pages" -v b="$burn" 'BEGIN { exit !(p > 0 || b > 14.4) }'; then

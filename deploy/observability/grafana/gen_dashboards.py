@@ -302,7 +302,7 @@ def legacy():
 
 
 def slo():
-    budget = ('clamp_min(1 - slo:sli_error:ratio_rate30d / on (slo, service) group_left '
+    budget = ('clamp_min(1 - slo:sli_error:ratio_rate30d / on (slo, service) group_left() '
               '(1 - slo:objective:ratio), -1)')
     rows = [
         ("Objectives (30 days)", [
@@ -314,7 +314,7 @@ def slo():
         ]),
         ("Burn rates (1 = spending exactly the budget in 30 days)", [
             ts(f"Burn rate {w}", [(f'slo:sli_error:ratio_rate{w} / on (slo, service) '
-                                   f'group_left (1 - slo:objective:ratio)', "{{slo}}")], w=8)
+                                   f'group_left() (1 - slo:objective:ratio)', "{{slo}}")], w=8)
             for w in ("5m", "1h", "6h")
         ] + [
             ts("Firing SLO alerts", [('sum by (alertname, slo) (ALERTS{alertname=~"CofreSLO.+",'
