@@ -188,8 +188,13 @@ int main(int argc, char **argv)
     cofre_service_init(&svc, "cofre-legacy-sim", usage, DEFAULT_LISTEN, DEFAULT_DB, argc, argv,
                        true);
     const char *cmd = argc > 1 ? argv[1] : "serve";
-    if (strcmp(cmd, "serve") == 0 && argc <= 2)
-        return serve(&svc);
+    if (strcmp(cmd, "serve") == 0) {
+        if (argc <= 2)
+            return serve(&svc);
+        fprintf(stderr, "cofre-legacy-sim: serve takes no arguments (configure it with the "
+                        "environment; try --help)\n");
+        return 2;
+    }
     cofre_config_finish(&svc.config);
     if (strcmp(cmd, "ledger") == 0)
         return ledger(&svc, argc, argv);
