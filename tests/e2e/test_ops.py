@@ -182,3 +182,55 @@ def test_metric_routes_are_templates(api):
     for route in routes:
         assert route == "unmatched" or route.startswith("/"), route
         assert "/raw/path" not in route, route
+
+
+def scrape(api):
+    """The /metrics samples as {(name, frozenset(labels)): value}."""
+    out = {}
+    for line in api.get("/metrics").text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \d+)?', line)
+        assert m, f"unparseable sample line: {line!r}"
+        labels = frozenset(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"',
+                                      m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def delta(before, after, name, **labels):
+    key = (name, frozenset(labels.items()))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def test_metric_counters_count(api):
+    """Counters move by exactly what happened: requests per route/method/code, transfers by
+    outcome, posted amounts by currency, idempotency replays (docs/metrics.md)."""
+    s = api.settlement("EUR")
+    a = api.open_account(owner="counted")
+    b = api.open_account(owner="counted-2")
+    before = scrape(api)
+    for _ in range(3):
+        api.get(f"/v1/accounts/{a['id']}")
+    api.get(f"/v1/accounts/{uuid.uuid4()}")
+    api.move(s, a, 100)
+    api.move(a, b, 40)
+    r = api.transfer(b, a, 1000)
+    assert r.status_code == 422
+    k = new_key()
+    body = {"debit_account_id": a["id"], "credit_account_id": b["id"], "amount": 5,
+            "currency": "EUR"}
+    assert api.post("/v1/transfers", body, key=k).status_code == 201
+    assert api.post("/v1/transfers", body, key=k).status_code == 201  # replayed
+    after = scrape(api)
+    route = "/v1/accounts/{id}"
+    assert delta(before, after, "cofre_http_requests_total", route=route, method="GET",
+                 code="200") == 3
+    assert delta(before, after, "cofre_http_requests_total", route=route, method="GET",
+                 code="404") == 1
+    assert delta(before, after, "cofre_http_requests_total", route="/v1/transfers",
+                 method="POST", code="201") == 4
+    assert delta(before, after, "cofre_ledger_transfers_total", outcome="posted") == 3
+    assert delta(before, after, "cofre_ledger_transfers_total", outcome="insufficient_funds") == 1
+    assert delta(before, after, "cofre_ledger_amount_posted_minor_total", currency="EUR") == 145
+    assert delta(before, after, "cofre_idempotency_replays_total") == 1

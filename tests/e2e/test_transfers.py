@@ -178,3 +178,19 @@ def test_account_transfers_errors(api, ledger):
         assert_problem(api.get(path, params=params), 400, "invalid_request")
     assert_problem(api.get(path, params={"cursor": "garbage"}), 400, "invalid_cursor")
     assert api.walk(f"/v1/accounts/{api.open_account(owner='new')['id']}/transfers") == []
+
+
+def test_effects_write_outbox_rows_rejections_none(core, api, ledger):
+    """Every effect (account opened, transfer posted) adds outbox rows in its transaction; a
+    rejected transfer adds none."""
+    c0 = core.snapshot()["counts"]["outbox"]
+    assert c0 > 0, "the fixture's accounts and funding wrote no outbox row"
+    api.open_account(owner="evented")
+    c1 = core.snapshot()["counts"]["outbox"]
+    assert c1 > c0
+    api.move(ledger["A"], ledger["B"], 1)
+    c2 = core.snapshot()["counts"]["outbox"]
+    assert c2 > c1
+    assert_problem(api.transfer(ledger["B"], ledger["A"], 10**6), 422, "insufficient_funds")
+    assert_problem(api.transfer(ledger["A"], ledger["U"], 1), 422, "currency_mismatch")
+    assert core.snapshot()["counts"]["outbox"] == c2
