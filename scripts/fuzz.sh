@@ -3,7 +3,7 @@
 # corpus in tests/fuzz/corpus/<target>/ (new inputs go to a scratch copy, not into git).
 # Usage: scripts/fuzz.sh BIN_DIR SECONDS
 set -euo pipefail
-bin_dir=$1
+bin_dir=$(cd "$1" && pwd) # absolute: the targets run from a scratch directory
 seconds=$2
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
