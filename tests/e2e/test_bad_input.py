@@ -252,3 +252,41 @@ def test_json_with_charset_is_accepted(ctx):
     r = api.post("/v1/accounts", {"owner": "charset", "currency": "EUR"},
                  content_type="application/json; charset=utf-8")
     assert r.status_code == 201, r.text
+
+
+def padded(body, size):
+    """body (dict) serialised compactly, then padded with JSON whitespace to size bytes."""
+    raw = dumps(body)
+    assert len(raw) <= size
+    return raw + b" " * (size - len(raw))
+
+
+@pytest.mark.parametrize("path,limit", [("/v1/transfers", K64), ("/v1/accounts", K64),
+                                        ("/v1/transfers/batch", 256 * 1024)])
+def test_body_size_limit_at_and_one_past(ctx, path, limit):
+    """A body of exactly the limit (64 KiB, 256 KiB for a batch) is served; one byte more is
+    413 payload_too_large and changes nothing."""
+    api = ctx["api"]
+    if path == "/v1/accounts":
+        body = {"owner": "sized", "currency": "EUR"}
+    elif path == "/v1/transfers":
+        body = tbody(ctx)
+    else:
+        body = {"transfers": [tbody(ctx)]}
+    r = api.post(path, raw=padded(body, limit))
+    assert r.status_code == 201, f"{limit} bytes: {r.status_code} {r.text[:300]}"
+    before = ctx["core"].snapshot()
+    assert_problem(api.post(path, raw=padded(body, limit + 1)), 413, "payload_too_large")
+    assert ctx["core"].snapshot() == before
+
+
+def test_metadata_limit_at_and_one_past(ctx):
+    """Metadata of exactly 4096 bytes serialised (compact JSON, as sent) is taken; 4097 is 400
+    invalid_request."""
+    api = ctx["api"]
+    at = {"k": "v" * (4096 - len('{"k":""}'))}
+    assert len(dumps(at)) == 4096
+    assert api.open_account(owner="meta-at", metadata=at)["metadata"] == at
+    past = {"k": "v" * (4097 - len('{"k":""}'))}
+    assert_problem(api.post("/v1/accounts", {"owner": "meta-past", "currency": "EUR",
+                                             "metadata": past}), 400, "invalid_request")
