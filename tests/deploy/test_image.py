@@ -2,7 +2,8 @@
 
 `make test-image` builds the image (deploy/docker/build.sh) and runs this file with
 COFRE_IMAGE (the image reference) and COFRE_CONTAINER_ENGINE (podman or docker) set. The
-container runs with a read-only root file system, a tmpfs for the SQLite database and /tmp,
+container runs with a read-only root file system, a volume for the SQLite database, a tmpfs
+for /tmp,
 every capability dropped, no privilege escalation and the image's own non-root user, on a free
 loopback port. The tests check readiness, the HEALTHCHECK command, what the image holds (no
 shell, package manager or compiler) and its size, and then a real transfer through the ledger
@@ -94,9 +95,15 @@ def container(tmp_dir, signing_key):
         pytest.fail("COFRE_IMAGE is not set: run this through `make test-image`")
     port = free_port()
     name = f"cofre-image-test-{os.getpid()}"
+    # The database volume: a directory owned by the image's user, as an emptyDir with the
+    # pod's fsGroup is on Kubernetes. (A podman tmpfs over the image's directory comes up
+    # root-owned with the directory's mode 0750, so a bind mount is used for both engines.)
+    data_dir = os.path.join(tmp_dir, "data")
+    os.mkdir(data_dir, 0o700)
+    os.chown(data_dir, 10001, 10001)
     engine("rm", "-f", name, check=False)
     engine("run", "-d", "--name", name, "--network=host", "--read-only",
-           "--tmpfs", "/var/lib/cofre:rw,size=64m,mode=1777",
+           "-v", f"{data_dir}:/var/lib/cofre",
            "--tmpfs", "/tmp:rw,size=16m,mode=1777",
            "--cap-drop=ALL", "--security-opt=no-new-privileges",
            "-v", f"{tmp_dir}:/etc/cofre/jwks:ro",
@@ -132,7 +139,7 @@ def wait_ready(name, base):
     pytest.fail(f"/readyz not 200 within {READY_TIMEOUT_S}s: last answer {last}")
 
 
-def test_ready_on_read_only_root(container):
+def test_ready_on_read_only_root(container, tmp_dir):
     """The service starts and gets ready with nothing writable but its tmpfs mounts."""
     name, base = container
     wait_ready(name, base)
@@ -142,6 +149,9 @@ def test_ready_on_read_only_root(container):
     assert requests.get(base + "/healthz", timeout=2).status_code == 200
     metrics = requests.get(base + "/metrics", timeout=2).text
     assert 'cofre_build_info{service="cofre-core"' in metrics, metrics[:500]
+    db = os.path.join(tmp_dir, "data", "core.db")
+    assert os.path.exists(db), "the SQLite database is not on the mounted volume"
+    assert os.stat(db).st_uid == 10001, "the database is not owned by the image's user"
 
 
 def test_healthcheck_command(container):
