@@ -613,6 +613,7 @@ static void commit_commands(worker_t *w, cofre_cmd_t **cmds, size_t n)
     }
     for (size_t i = 0; i < n; i++)
         cofre_task_complete(&cmds[i]->task);
+    w->store->ops->maintain(w->store);
 }
 
 /* ---- housekeeping while idle ------------------------------------------------------------ */

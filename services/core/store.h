@@ -114,6 +114,8 @@ typedef struct cofre_store_ops {
     /* Deletes up to max idempotency records created before the given Unix time; returns the
      * number deleted or an error. Runs in its own transaction. */
     int (*prune_idempotency)(cofre_store_t *s, int64_t before_unix, int max);
+    /* Housekeeping between batches, after their answers are sent (SQLite: checkpoints). */
+    void (*maintain)(cofre_store_t *s);
 
     /* Read path: 0, COFRE_ENOENT, or an error as above. */
     int (*account_get)(cofre_store_t *s, const char *id, cofre_account_t *out);

@@ -17,8 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WRITER_CACHE_KIB 8192
-#define READER_CACHE_KIB 2048
+#define WRITER_CACHE_KIB 4096
+#define READER_CACHE_KIB 1024
+/*
+ * The writer checkpoints by itself, between batches, once the WAL holds this many frames: a
+ * large WAL lets the many frames of a hot page collapse into one write to the database file.
+ */
+#define CHECKPOINT_FRAMES    16384
+#define WAL_SIZE_LIMIT_BYTES (64 * 1024 * 1024)
 
 #define ACCOUNT_COLUMNS                                                                            \
     "id, owner, currency, no_overdraft, debits_posted, credits_posted, debits_pending, "           \
@@ -85,6 +91,7 @@ typedef struct sqlite_store {
     cofre_store_t super;
     sqlite3 *db;
     sqlite3_stmt *stmts[Q_COUNT_];
+    int wal_frames; /* frames in the WAL after the last commit (writer only) */
 } sqlite_store_t;
 
 static int map_error(sqlite_store_t *s, int rc, const char *what)
@@ -413,6 +420,26 @@ static bool sq_ping(cofre_store_t *base)
     return rc == SQLITE_ROW;
 }
 
+static int on_wal_commit(void *data, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    ((sqlite_store_t *)data)->wal_frames = frames;
+    return SQLITE_OK;
+}
+
+static void sq_maintain(cofre_store_t *base)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    if (s->wal_frames < CHECKPOINT_FRAMES)
+        return;
+    int frames = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
+    if (rc != SQLITE_OK)
+        map_error(s, rc, "checkpoint");
+    s->wal_frames = 0;
+}
+
 static void sq_close(cofre_store_t *base)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
@@ -430,6 +457,7 @@ static const cofre_store_ops_t sqlite_ops = {
     .commit = sq_commit,
     .rollback = sq_rollback,
     .prune_idempotency = sq_prune_idempotency,
+    .maintain = sq_maintain,
     .account_get = sq_account_get,
     .transfer_get = sq_transfer_get,
     .accounts_page = sq_accounts_page,
@@ -447,6 +475,17 @@ int cofre_store_sqlite_open(const char *path, bool readonly, cofre_store_t **out
     s->db = db;
     for (int i = 0; i < Q_COUNT_; i++)
         s->stmts[i] = cofre_db_sqlite_prepare(db, queries[i]);
+    if (!readonly) {
+        char pragmas[128];
+        snprintf(pragmas, sizeof(pragmas),
+                 "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = %d",
+                 WAL_SIZE_LIMIT_BYTES);
+        if (cofre_db_sqlite_exec(db, pragmas) != 0) {
+            sq_close(&s->super);
+            return COFRE_EUNAVAIL;
+        }
+        sqlite3_wal_hook(db, on_wal_commit, s);
+    }
     *out = &s->super;
     return 0;
 }
@@ -485,6 +524,7 @@ int cofre_store_sqlite_migrate(const char *path)
     if (db == NULL)
         return COFRE_EUNAVAIL;
     int latest = cofre_migrations_sqlite[cofre_migrations_sqlite_count - 1].version;
+
     int rc = cofre_db_sqlite_exec(db, "BEGIN IMMEDIATE");
     int current = rc == 0 ? schema_version(db) : -1;
     if (rc == 0 && current > latest) {
