@@ -102,13 +102,17 @@ def container(tmp_dir, signing_key):
     os.mkdir(data_dir, 0o700)
     os.chown(data_dir, 10001, 10001)
     engine("rm", "-f", name, check=False)
-    engine("run", "-d", "--name", name, "--network=host", "--read-only",
-           "-v", f"{data_dir}:/var/lib/cofre",
-           "--tmpfs", "/tmp:rw,size=16m,mode=1777",
-           "--cap-drop=ALL", "--security-opt=no-new-privileges",
+    hardening = ["--read-only", "--tmpfs", "/tmp:rw,size=16m,mode=1777", "--cap-drop=ALL",
+                 "--security-opt=no-new-privileges", "-v", f"{data_dir}:/var/lib/cofre"]
+    # The schema first, as the Kubernetes migration Job does (`cofre-core migrate`), then the
+    # service with COFRE_MIGRATE=off, as the Deployment runs it.
+    migrate = engine("run", "--rm", "--network=host", *hardening, IMAGE, "migrate", check=False)
+    if migrate.returncode != 0:
+        pytest.fail(f"`cofre-core migrate` from the image failed:\n{migrate.stderr}")
+    engine("run", "-d", "--name", name, "--network=host", *hardening,
            "-v", f"{tmp_dir}:/etc/cofre/jwks:ro",
            "-e", f"COFRE_LISTEN=127.0.0.1:{port}", "-e", "COFRE_THREADS=2",
-           "-e", "COFRE_DRAIN_S=3", "-e", "COFRE_SHUTDOWN_TIMEOUT_S=5",
+           "-e", "COFRE_MIGRATE=off", "-e", "COFRE_DRAIN_S=3", "-e", "COFRE_SHUTDOWN_TIMEOUT_S=5",
            "-e", f"COFRE_AUTH_ISSUER={ISSUER}", "-e", f"COFRE_AUTH_AUDIENCE={AUDIENCE}",
            "-e", "COFRE_JWKS_FILE=/etc/cofre/jwks/jwks.json",
            IMAGE)
