@@ -36,7 +36,6 @@ done
 deploy/k8s/platform/install.sh kind --kube-context "$ctx"
 
 # Secrets: random each time the cluster is created, kept while it lives.
-"${kc[@]}" get namespace "$ns" >/dev/null 2>&1 || "${kc[@]}" create namespace "$ns"
 if ! "${kc[@]}" -n "$ns" get secret cofre-postgresql >/dev/null 2>&1; then
     pw=$(openssl rand -hex 24)
     "${kc[@]}" -n "$ns" create secret generic cofre-postgresql --from-literal=password="$pw"
