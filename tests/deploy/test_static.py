@@ -64,3 +64,25 @@ def test_terraform_fmt():
     assert list(tf.rglob("*.tf")), "no Terraform files"
     res = run(["terraform", "fmt", "-check", "-recursive", "-diff", str(tf)])
     assert res.returncode == 0, f"terraform fmt -check:\n{res.stdout}{res.stderr}"
+
+
+def test_kind_cluster_matches_manifests():
+    """Three workers in three zones, ingress ports mapped to the control plane that
+    install.sh schedules ingress-nginx on, and nodes new enough for preStop sleep (1.30+)."""
+    import yaml
+
+    cluster = yaml.safe_load((ROOT / "deploy/kind/cluster.yaml").read_text(encoding="utf-8"))
+    nodes = cluster["nodes"]
+    workers = [n for n in nodes if n["role"] == "worker"]
+    planes = [n for n in nodes if n["role"] == "control-plane"]
+    assert len(planes) == 1 and len(workers) == 3
+    zones = {w["labels"]["topology.kubernetes.io/zone"] for w in workers}
+    assert len(zones) == 3, f"workers must be in three zones: {zones}"
+    ports = {(m["containerPort"], m["hostPort"]) for m in planes[0]["extraPortMappings"]}
+    assert {(80, 80), (443, 443)} <= ports
+    assert "ingress-ready=true" in planes[0]["kubeadmConfigPatches"][0]
+    install = (ROOT / "deploy/k8s/platform/install.sh").read_text(encoding="utf-8")
+    assert "controller.nodeSelector.ingress-ready=true" in install
+    for n in nodes:
+        minor = int(n["image"].split(":v1.")[1].split(".")[0])
+        assert minor >= 30, f"{n['image']}: preStop sleep needs Kubernetes 1.30+"
