@@ -15,6 +15,7 @@ OBS_NODE_STAMP := $(OBS_TEST_DIR)/node_modules/.package-lock.json
 # Shell scripts of this area, checked by shellcheck.
 OBS_SCRIPTS := $(OBS_DIR)/run-local.sh $(OBS_DIR)/local-services.sh loadtest/wrk/run.sh \
     tests/dast/run.sh $(wildcard .github/scripts/*.sh)
+# clang-tidy: the analyzer, less Annex K advice (memcpy_s and friends do not exist in glibc).
 # flawfinder: hits at or above this level fail (1-5). The libcofre wrappers around vsnprintf
 # (format checked by the compiler's format attribute) sit at 4: annotate them
 # (/* Flawfinder: ignore */) and this can drop to 4.
@@ -68,6 +69,6 @@ sast: build
 	    files = sorted({e["file"] for e in json.load(open(sys.argv[1])) \
 	                    if e["file"].startswith((root + "lib/", root + "services/"))}); \
 	    print("\n".join(files))' $(BUILD_DIR)/compile_commands.json | \
-	    xargs clang-tidy --quiet -p $(BUILD_DIR) -checks='-*,clang-analyzer-*' \
+	    xargs clang-tidy --quiet -p $(BUILD_DIR) -checks='-*,clang-analyzer-*,-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling' \
 	        --warnings-as-errors='clang-analyzer-*' 2>/dev/null
 	@echo "sast: flawfinder (level >= $(FLAWFINDER_LEVEL)), cppcheck, clang-tidy analyzer: no finding"
