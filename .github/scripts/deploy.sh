@@ -56,14 +56,17 @@ finish() {
 }
 trap finish EXIT
 
-# A kustomization on top of the overlay that pins every image by digest.
+# A kustomization on top of the overlay that pins every image by digest (kustomize wants the
+# overlay as a relative path).
 render() {
-    local dir="$repo_root/.deploy/$overlay"
+    local dir="$work/overlay" rel
     mkdir -p "$dir"
+    rel=$(/usr/bin/env python3 -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' \
+        "$repo_root/deploy/k8s/overlays/$overlay" "$dir")
     {
         echo "apiVersion: kustomize.config.k8s.io/v1beta1"
         echo "kind: Kustomization"
-        echo "resources: [../../deploy/k8s/overlays/$overlay]"
+        echo "resources: [$rel]"
         echo "images:"
         while read -r service image; do
             [[ -n "$service" ]] || continue
@@ -73,7 +76,6 @@ render() {
         done <"$images_file"
     } >"$dir/kustomization.yaml"
     "$kubectl" kustomize "$dir" >"$work/rendered.yaml"
-    echo "$dir"
 }
 
 migrate() {
@@ -168,7 +170,7 @@ canary() {
 }
 
 main() {
-    render >/dev/null
+    render
     migrate
     if [[ "$progressive" != "1" ]]; then
         "$kubectl" apply -f "$work/rendered.yaml"
