@@ -33,6 +33,8 @@
 #define HTTP_LISTEN_BACKLOG   4096
 #define HTTP_ACCEPTS_PER_WAKE 64
 #define HTTP_ENTITY_HARD_MAX  (1024 * 1024) /* h2o itself answers 413 above this */
+/* Once shutting down, keep-alive connections idle this long are closed. */
+#define HTTP_SHUTDOWN_IDLE_MS 1000
 
 /* Status codes with a cached metrics series per route; others share the slow path. */
 static const int cached_statuses[] = {200, 201, 204, 400, 401, 403, 404, 405, 409,
@@ -65,6 +67,7 @@ typedef struct http_loop {
     h2o_multithread_receiver_t task_receiver;
     h2o_multithread_receiver_t control_receiver;
     bool exit;
+    _Atomic bool has_conns; /* published after every loop iteration */
 } http_loop_t;
 
 typedef struct http_control {
@@ -537,24 +540,34 @@ static void handle_healthz(cofre_req_t *req, void *data)
     cofre_req_respond_json(req, 200, H2O_STRLIT("{\"status\":\"ok\"}"));
 }
 
+/* Readiness: "ready", "draining" or "unavailable" (with *reason). */
+static const char *readiness(cofre_http_server_t *s, const char **reason)
+{
+    *reason = NULL;
+    if (atomic_load(&s->phase) != PHASE_RUNNING)
+        return "draining";
+    if (s->cfg.ready != NULL && !s->cfg.ready(s->cfg.ready_data, reason))
+        return "unavailable";
+    return "ready";
+}
+
+static double ready_gauge(void *data)
+{
+    const char *reason;
+    return strcmp(readiness(data, &reason), "ready") == 0 ? 1 : 0;
+}
+
 static void handle_readyz(cofre_req_t *req, void *data)
 {
-    cofre_http_server_t *s = data;
     const char *reason = NULL;
+    const char *state = readiness(data, &reason);
+    int status = strcmp(state, "ready") == 0 ? 200 : 503;
     cofre_jbuf_t b;
     cofre_jbuf_init(&b);
     cofre_jbuf_obj_begin(&b);
-    int status = 200;
-    if (atomic_load(&s->phase) != PHASE_RUNNING) {
-        status = 503;
-        cofre_jbuf_kstr(&b, "status", "draining");
-    } else if (s->cfg.ready != NULL && !s->cfg.ready(s->cfg.ready_data, &reason)) {
-        status = 503;
-        cofre_jbuf_kstr(&b, "status", "unavailable");
+    cofre_jbuf_kstr(&b, "status", state);
+    if (reason != NULL)
         cofre_jbuf_kstr(&b, "reason", reason);
-    } else {
-        cofre_jbuf_kstr(&b, "status", "ready");
-    }
     cofre_jbuf_obj_end(&b);
     cofre_req_respond_json(req, status, b.data, b.len);
     cofre_jbuf_release(&b);
@@ -605,6 +618,7 @@ cofre_http_server_t *cofre_http_server_new(const cofre_http_config_t *cfg)
         "route,method", cofre_metric_latency_buckets, cofre_metric_latency_buckets_count);
     s->in_flight_gauge = cofre_metric_with(
         cofre_metric_gauge("cofre_http_requests_in_flight", "Requests being handled.", NULL), NULL);
+    cofre_metric_gauge_fn("cofre_ready", "1 when /readyz would answer 200.", ready_gauge, s);
     s->unmatched.method = "";
     s->unmatched.tmpl = "unmatched";
 
@@ -768,7 +782,13 @@ static void close_listener(http_loop_t *l)
     h2o_socket_read_stop(l->listener);
     h2o_socket_close(l->listener);
     l->listener = NULL;
+    /*
+     * From now on answers carry Connection: close, and idle keep-alive connections time out
+     * soon (h2o reads a timeout's length when it runs), so the clients of this loop move to
+     * other replicas instead of having their next request cut off.
+     */
     h2o_context_request_shutdown(&l->ctx);
+    l->ctx.http1.req_timeout.timeout = HTTP_SHUTDOWN_IDLE_MS;
 }
 
 static void on_control_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -789,6 +809,9 @@ static void *loop_main(void *arg)
 {
     http_loop_t *l = arg;
     cofre_http_server_t *s = l->server;
+    char name[16];
+    snprintf(name, sizeof(name), "http-%u", (unsigned)(l - s->loops));
+    pthread_setname_np(pthread_self(), name);
     cofre_log_buffer_start();
     l->loop = h2o_evloop_create();
     h2o_context_init(&l->ctx, l->loop, &s->h2o_config);
@@ -804,6 +827,7 @@ static void *loop_main(void *arg)
 
     while (!l->exit) {
         h2o_evloop_run(l->loop, INT32_MAX);
+        atomic_store(&l->has_conns, !h2o_linklist_is_empty(&l->ctx.http1._conns));
         cofre_log_flush();
     }
     close_listener(l);
@@ -841,11 +865,24 @@ static bool wait_signal(long timeout_ms)
     }
 }
 
-/* Waits until no request is in flight, up to timeout_s. Returns 0 or COFRE_ETIMEDOUT. */
+static bool busy(cofre_http_server_t *s)
+{
+    if (atomic_load(&s->in_flight) > 0)
+        return true;
+    for (unsigned i = 0; i < s->cfg.threads; i++)
+        if (atomic_load(&s->loops[i].has_conns))
+            return true;
+    return false;
+}
+
+/*
+ * Waits until no request is in flight and no connection is open (a request may be on its way
+ * over a kept-alive one), up to timeout_s. Returns 0 or COFRE_ETIMEDOUT.
+ */
 static int wait_idle(cofre_http_server_t *s, unsigned timeout_s)
 {
     uint64_t deadline = cofre_now_mono_ns() + (uint64_t)timeout_s * 1000000000u;
-    while (atomic_load(&s->in_flight) > 0) {
+    while (busy(s)) {
         if (cofre_now_mono_ns() >= deadline)
             return COFRE_ETIMEDOUT;
         usleep(5000);

@@ -92,14 +92,14 @@ cofre_problem_code_t cofre_problem_set(cofre_problem_t *p, cofre_problem_code_t 
     return code;
 }
 
-void cofre_problem_render_members(const cofre_problem_t *p, cofre_jbuf_t *out)
+void cofre_problem_render_members(const cofre_problem_t *p, int status, cofre_jbuf_t *out)
 {
     const problem_info_t *pi = info(p->code);
     char type[64];
     snprintf(type, sizeof(type), "urn:cofre:problem:%s", pi->name);
     cofre_jbuf_kstr(out, "type", type);
     cofre_jbuf_kstr(out, "title", pi->title);
-    cofre_jbuf_kint(out, "status", pi->status);
+    cofre_jbuf_kint(out, "status", status != 0 ? status : pi->status);
     cofre_jbuf_kstr(out, "detail", p->detail[0] != '\0' ? p->detail : pi->title);
     cofre_jbuf_kstr(out, "code", pi->name);
 }
@@ -107,7 +107,7 @@ void cofre_problem_render_members(const cofre_problem_t *p, cofre_jbuf_t *out)
 void cofre_problem_render(const cofre_problem_t *p, const char *request_id, cofre_jbuf_t *out)
 {
     cofre_jbuf_obj_begin(out);
-    cofre_problem_render_members(p, out);
+    cofre_problem_render_members(p, 0, out);
     if (request_id != NULL)
         cofre_jbuf_kstr(out, "request_id", request_id);
     cofre_jbuf_obj_end(out);

@@ -97,6 +97,17 @@ static void append_allow(char *allow, size_t size, const char *method)
     snprintf(allow + used, size - used, "%s%s", used > 0 ? ", " : "", method);
 }
 
+/* Literal segments in a template: a literal beats a parameter ("/transfers/batch" wins over
+ * "/transfers/{id}"), whatever the order routes were added in. */
+static size_t literal_count(const cofre_route_t *route)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < route->nsegments; i++)
+        if (!is_param(route->segments[i], route->segment_lens[i]))
+            n++;
+    return n;
+}
+
 cofre_route_result_t cofre_router_match(const cofre_router_t *r, const char *method,
                                         const char *path, size_t len, const cofre_route_t **route,
                                         cofre_route_params_t *params, char *allow,
@@ -109,20 +120,34 @@ cofre_route_result_t cofre_router_match(const cofre_router_t *r, const char *met
         allow[0] = '\0';
     if (nsegs < 0)
         return COFRE_ROUTE_NOT_FOUND;
-    bool path_matched = false;
+    /* The most specific template matching the path decides; then the method. */
+    const char *best_tmpl = NULL;
+    size_t best_literals = 0;
+    cofre_route_params_t scratch;
     for (size_t i = 0; i < r->nroutes; i++) {
         const cofre_route_t *candidate = &r->routes[i];
-        if (!match_route(candidate, segs, lens, (size_t)nsegs, params))
+        size_t literals = literal_count(candidate);
+        if ((best_tmpl == NULL || literals > best_literals) &&
+            match_route(candidate, segs, lens, (size_t)nsegs, &scratch)) {
+            best_tmpl = candidate->tmpl;
+            best_literals = literals;
+        }
+    }
+    if (best_tmpl == NULL)
+        return COFRE_ROUTE_NOT_FOUND;
+    for (size_t i = 0; i < r->nroutes; i++) {
+        const cofre_route_t *candidate = &r->routes[i];
+        if (strcmp(candidate->tmpl, best_tmpl) != 0)
             continue;
         if (strcmp(candidate->method, method) == 0) {
+            match_route(candidate, segs, lens, (size_t)nsegs, params);
             *route = candidate;
             return COFRE_ROUTE_FOUND;
         }
-        path_matched = true;
         if (allow_size > 0)
             append_allow(allow, allow_size, candidate->method);
     }
-    return path_matched ? COFRE_ROUTE_METHOD_NOT_ALLOWED : COFRE_ROUTE_NOT_FOUND;
+    return COFRE_ROUTE_METHOD_NOT_ALLOWED;
 }
 
 const char *cofre_route_param(const cofre_route_params_t *params, const char *name)

@@ -21,6 +21,7 @@ struct cofre_workers {
 static void *worker_main(void *arg)
 {
     cofre_workers_t *w = arg;
+    pthread_setname_np(pthread_self(), w->cfg.name);
     void *thread_data = w->cfg.thread_init != NULL ? w->cfg.thread_init(w->cfg.data) : NULL;
     for (;;) {
         void *item;

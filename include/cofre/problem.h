@@ -64,7 +64,11 @@ cofre_problem_code_t cofre_problem_set(cofre_problem_t *p, cofre_problem_code_t 
  */
 void cofre_problem_render(const cofre_problem_t *p, const char *request_id, cofre_jbuf_t *out);
 
-/* Writes the members of the problem object (no braces), for embedding in a larger object. */
-void cofre_problem_render_members(const cofre_problem_t *p, cofre_jbuf_t *out);
+/*
+ * Writes the members of the problem object (no braces), for embedding in a larger object.
+ * status 0 writes the code's own status; another value overrides it (an atomic batch answers
+ * 422 whatever its failing item's code).
+ */
+void cofre_problem_render_members(const cofre_problem_t *p, int status, cofre_jbuf_t *out);
 
 #endif

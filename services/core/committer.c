@@ -334,7 +334,7 @@ static void post_batch(worker_t *w, cofre_cmd_t *cmd)
             cofre_jbuf_kint(&b, "status", cofre_problem_status(p.code));
             cofre_jbuf_key(&b, "error");
             cofre_jbuf_obj_begin(&b);
-            cofre_problem_render_members(&p, &b);
+            cofre_problem_render_members(&p, 0, &b);
             cofre_jbuf_obj_end(&b);
         }
         cofre_jbuf_obj_end(&b);
@@ -356,11 +356,11 @@ static void post_atomic(worker_t *w, cofre_cmd_t *cmd)
         cofre_jbuf_t b;
         cofre_jbuf_init(&b);
         cofre_jbuf_obj_begin(&b);
-        cofre_problem_render_members(&p, &b);
+        cofre_problem_render_members(&p, 422, &b);
         cofre_jbuf_kuint(&b, "index", i);
         cofre_jbuf_kstr(&b, "request_id", cmd->request_id);
         cofre_jbuf_obj_end(&b);
-        set_answer(cmd, cofre_problem_status(p.code), &b);
+        set_answer(cmd, 422, &b);
         return;
     }
     for (size_t i = 0; i < cmd->ntransfers; i++)
@@ -535,10 +535,14 @@ static void count_committed(worker_t *w)
 {
     cofre_committer_t *c = w->c;
     for (int i = 0; i < COFRE_P_COUNT_; i++) {
-        if (w->tally.transfers[i] > 0)
+        if (w->tally.transfers[i] > 0) {
+            COFRE_ASSERT(c->outcomes[i] != NULL);
             cofre_counter_add(c->outcomes[i], w->tally.transfers[i]);
-        if (w->tally.accounts[i] > 0)
+        }
+        if (w->tally.accounts[i] > 0) {
+            COFRE_ASSERT(c->account_outcomes[i] != NULL);
             cofre_counter_add(c->account_outcomes[i], w->tally.accounts[i]);
+        }
     }
     cofre_counter_add(c->replays, w->tally.replays);
     cofre_counter_add(c->key_reused, w->tally.key_reused);
@@ -640,6 +644,7 @@ static void *worker_main(void *arg)
 {
     worker_t *w = arg;
     cofre_committer_t *c = w->c;
+    pthread_setname_np(pthread_self(), "committer");
     cofre_cmd_t **cmds = cofre_malloc(c->cfg.batch_max * sizeof(*cmds));
     w->last_prune_ns = cofre_now_mono_ns();
     for (;;) {
@@ -666,17 +671,25 @@ static double queue_depth(void *data)
 
 static void register_metrics(cofre_committer_t *c)
 {
+    static const cofre_problem_code_t transfer_codes[] = {COFRE_P_NONE,
+                                                          COFRE_P_ACCOUNT_NOT_FOUND,
+                                                          COFRE_P_CURRENCY_MISMATCH,
+                                                          COFRE_P_INSUFFICIENT_FUNDS,
+                                                          COFRE_P_BALANCE_OVERFLOW,
+                                                          COFRE_P_TRANSFER_EXISTS};
     cofre_metric_t *transfers =
         cofre_metric_counter("cofre_ledger_transfers_total",
                              "Transfers decided, by outcome (posted or a code).", "outcome");
+    for (size_t i = 0; i < COFRE_ARRAY_SIZE(transfer_codes); i++) {
+        cofre_problem_code_t code = transfer_codes[i];
+        const char *name = code == COFRE_P_NONE ? "posted" : cofre_problem_name(code);
+        c->outcomes[code] = cofre_metric_with(transfers, (const char *[]){name});
+    }
     cofre_metric_t *accounts = cofre_metric_counter(
         "cofre_ledger_accounts_total", "Account openings decided, by outcome.", "outcome");
-    for (int i = 0; i < COFRE_P_COUNT_; i++) {
-        const char *name = i == COFRE_P_NONE ? "posted" : cofre_problem_name(i);
-        const char *aname = i == COFRE_P_NONE ? "created" : cofre_problem_name(i);
-        c->outcomes[i] = cofre_metric_with(transfers, (const char *[]){name});
-        c->account_outcomes[i] = cofre_metric_with(accounts, (const char *[]){aname});
-    }
+    c->account_outcomes[COFRE_P_NONE] = cofre_metric_with(accounts, (const char *[]){"created"});
+    c->account_outcomes[COFRE_P_ACCOUNT_EXISTS] =
+        cofre_metric_with(accounts, (const char *[]){"account_exists"});
     c->amount_posted =
         cofre_metric_counter("cofre_ledger_amount_posted_minor_total",
                              "Sum of posted amounts in minor units, by currency.", "currency");

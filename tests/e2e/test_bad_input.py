@@ -147,9 +147,7 @@ CASES = {
     "key-missing": (key(None), 400, "invalid_request"),
     "key-empty": (key(""), 400, "invalid_request"),
     "key-256": (key("k" * 256), 400, "invalid_request"),
-    "key-control": (key("ab\x01cd"), 400, "invalid_request"),
     "key-tab": (key("ab\tcd"), 400, "invalid_request"),
-    "key-del": (key("ab\x7fcd"), 400, "invalid_request"),
     "key-non-ascii": (key("caf\u00e9"), 400, "invalid_request"),
     "key-inner-space": (key("a b"), 400, "invalid_request"),
     "account-key-missing": (post("/v1/accounts", acct(), key=None), 400, "invalid_request"),
@@ -221,6 +219,23 @@ def test_bad_input_changes_nothing(ctx, case):
     assert after["counts"] == before["counts"], f"row counts changed: {before} -> {after}"
     assert after["accounts"] == before["accounts"], "account totals changed"
     assert after_api == before_api, "balances seen through the API changed"
+
+
+@pytest.mark.parametrize("value", ["ab\x01cd", "ab\x7fcd"], ids=["control", "del"])
+def test_header_with_control_characters_is_refused_by_the_parser(ctx, value):
+    """A control character in a header value breaks HTTP/1.1's grammar: the HTTP parser (h2o's
+    picohttpparser) answers a plain 400 before cofre sees the request, so the answer is not
+    problem+json (documented in docs/errors.md; the gateway answers such requests itself).
+    What must hold: it is refused, and nothing changes."""
+    method, path, kw = key(value)(ctx)
+    core, api = ctx["core"], ctx["api"]
+    before, before_api = core.snapshot(), api_view(ctx)
+    r = api.post(path, **kw)
+    assert r.status_code == 400, r.text
+    after, after_api = core.snapshot(), api_view(ctx)
+    assert after["counts"] == before["counts"]
+    assert after["accounts"] == before["accounts"]
+    assert after_api == before_api
 
 
 def test_validation_failures_are_not_stored(ctx):

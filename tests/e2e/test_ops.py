@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from cofre_api import assert_problem, new_key
+from cofre_api import Api, assert_problem, new_key
 from cofre_server import SLOW
 
 
@@ -99,15 +99,24 @@ def test_log_lines_are_json_with_contract_fields(core, api):
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
-def test_probe_requests_get_access_lines(core, api, path):
-    """The brief: one access line per request, probes and /metrics included."""
-    rid = "probe-" + uuid.uuid4().hex
-    assert api.get(path, headers={"X-Request-Id": rid}).status_code == 200
-    api.get("/nope", headers={"X-Request-Id": rid + "-next"})
-    assert core.wait_log(lambda o: o.get("request_id") == rid + "-next") is not None
-    access = [o for o in core.logs() if o.get("request_id") == rid and o.get("msg") == "request"]
-    assert len(access) == 1, f"{len(access)} access lines for GET {path}"
-    assert access[0]["route"] == path and access[0]["status"] == 200, access[0]
+def test_probe_access_lines_are_debug_level(core_factory, path):
+    """Every request gets one access line; for probes and scrapes (called every few seconds by
+    the kubelet and Prometheus) that line is at debug level, so at the default info level they
+    do not drown the log (docs/operations.md). At debug, the line is there."""
+    for level, expected in (("info", 0), ("debug", 1)):
+        core = core_factory(env={"COFRE_LOG_LEVEL": level})
+        api = Api(core.base)
+        rid = "probe-" + uuid.uuid4().hex
+        assert api.get(path, headers={"X-Request-Id": rid}).status_code == 200
+        api.get("/nope", headers={"X-Request-Id": rid + "-next"})
+        assert core.wait_log(lambda o: o.get("request_id") == rid + "-next") is not None
+        access = [o for o in core.logs()
+                  if o.get("request_id") == rid and o.get("msg") == "request"]
+        assert len(access) == expected, f"{len(access)} access lines for GET {path} at {level}"
+        if expected:
+            assert access[0]["level"] == "debug"
+            assert access[0]["route"] == path and access[0]["status"] == 200, access[0]
+        api.close()
 
 
 def test_unknown_path_is_404(api):

@@ -6,7 +6,7 @@
 #include <string.h>
 
 static cofre_router_t router;
-static int r_list, r_create, r_get, r_transfers;
+static int r_list, r_create, r_get, r_transfers, r_batch, r_transfer;
 
 static int setup(void **state)
 {
@@ -16,6 +16,8 @@ static int setup(void **state)
     cofre_router_add(&router, "POST", "/v1/accounts", &r_create);
     cofre_router_add(&router, "GET", "/v1/accounts/{id}", &r_get);
     cofre_router_add(&router, "GET", "/v1/accounts/{id}/transfers", &r_transfers);
+    cofre_router_add(&router, "GET", "/v1/transfers/{id}", &r_transfer);
+    cofre_router_add(&router, "POST", "/v1/transfers/batch", &r_batch);
     return 0;
 }
 
@@ -55,6 +57,23 @@ static void wrong_method_lists_allowed_ones(void **state)
     assert_int_equal(match("POST", "/v1/accounts/x", &route, &params, allow),
                      COFRE_ROUTE_METHOD_NOT_ALLOWED);
     assert_string_equal(allow, "GET");
+}
+
+static void literal_segments_beat_parameters(void **state)
+{
+    (void)state;
+    const cofre_route_t *route;
+    cofre_route_params_t params;
+    char allow[64];
+    assert_int_equal(match("POST", "/v1/transfers/batch", &route, &params, allow),
+                     COFRE_ROUTE_FOUND);
+    assert_ptr_equal(route->data, &r_batch);
+    /* The literal route decides, so GET on it is 405, not a read of transfer "batch". */
+    assert_int_equal(match("GET", "/v1/transfers/batch", &route, &params, allow),
+                     COFRE_ROUTE_METHOD_NOT_ALLOWED);
+    assert_string_equal(allow, "POST");
+    assert_int_equal(match("GET", "/v1/transfers/abc", &route, &params, allow), COFRE_ROUTE_FOUND);
+    assert_ptr_equal(route->data, &r_transfer);
 }
 
 static void unknown_and_hostile_paths_do_not_match(void **state)
@@ -109,6 +128,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(matches_literals_and_parameters),
         cmocka_unit_test(wrong_method_lists_allowed_ones),
+        cmocka_unit_test(literal_segments_beat_parameters),
         cmocka_unit_test(unknown_and_hostile_paths_do_not_match),
         cmocka_unit_test(long_parameter_is_refused),
         cmocka_unit_test(deep_paths_are_refused),
