@@ -44,8 +44,9 @@ ensure_podman_base() {
     local tar=$build_dir/debian-bookworm-minbase.tar
     if [[ ! -s $tar ]]; then
         echo "build.sh: making $base_image with mmdebstrap" >&2
-        mmdebstrap --quiet --variant=minbase bookworm "$tar.tmp"
-        mv "$tar.tmp" "$tar"
+        # mmdebstrap picks the output format from the file name: keep the .tar suffix.
+        mmdebstrap --quiet --variant=minbase bookworm "${tar%.tar}.partial.tar"
+        mv "${tar%.tar}.partial.tar" "$tar"
     fi
     podman import --quiet "$tar" "$base_image" >/dev/null
 }
