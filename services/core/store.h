@@ -91,6 +91,18 @@ typedef struct cofre_write_set {
     int64_t now_unix; /* for idempotency retention */
 } cofre_write_set_t;
 
+/* An outbox row as the relay reads it. */
+typedef struct cofre_outbox_row {
+    int64_t seq;
+    char event_id[COFRE_UUID_LEN + 1];
+    char topic[64];
+    char partition_key[COFRE_UUID_LEN + 1];
+    char type[64];
+    char traceparent[64];
+    char *payload; /* owned: the CloudEvents JSON */
+    size_t payload_len;
+} cofre_outbox_row_t;
+
 /* One page of a list read. The store fills at most limit + 1 items so the caller knows
  * whether another page follows. */
 typedef struct cofre_page_query {
@@ -127,6 +139,18 @@ typedef struct cofre_store_ops {
                           int64_t *seqs, size_t *n);
     /* True when the connection works (a cheap round trip). */
     bool (*ping)(cofre_store_t *s);
+
+    /*
+     * Outbox relay: fills out[0..*n) with up to max unpublished rows with seq > after_seq, in
+     * seq order (for one partition key, seq order is commit order). The caller frees each
+     * payload.
+     */
+    int (*outbox_fetch)(cofre_store_t *s, int64_t after_seq, size_t max, cofre_outbox_row_t *out,
+                        size_t *n);
+    /* Marks rows published (after the broker acknowledged them), in one transaction. */
+    int (*outbox_mark_published)(cofre_store_t *s, const int64_t *seqs, size_t n);
+    /* Unpublished rows, and the age in seconds of the oldest (0 when none). */
+    int (*outbox_stats)(cofre_store_t *s, int64_t *pending, double *oldest_age_s);
 } cofre_store_ops_t;
 
 struct cofre_store {

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define WRITER_CACHE_KIB 4096
 #define READER_CACHE_KIB 1024
@@ -50,6 +51,9 @@ enum {
     Q_ACCOUNTS_PAGE_ALL,
     Q_TRANSFERS_PAGE,
     Q_PING,
+    Q_OUTBOX_FETCH,
+    Q_OUTBOX_MARK,
+    Q_OUTBOX_STATS,
     Q_COUNT_
 };
 
@@ -85,6 +89,10 @@ static const char *const queries[Q_COUNT_] = {
                          ", seq FROM transfers WHERE credit_account_id = ?1 AND seq < ?2 "
                          "ORDER BY seq DESC LIMIT ?3) ORDER BY 8 DESC LIMIT ?3",
     [Q_PING] = "SELECT 1",
+    [Q_OUTBOX_FETCH] = "SELECT seq, event_id, topic, partition_key, type, traceparent, payload "
+                       "FROM outbox WHERE published_at IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
+    [Q_OUTBOX_MARK] = "UPDATE outbox SET published_at = ?2 WHERE seq = ?1",
+    [Q_OUTBOX_STATS] = "SELECT count(*), min(created_at) FROM outbox WHERE published_at IS NULL",
 };
 
 typedef struct sqlite_store {
@@ -420,6 +428,78 @@ static bool sq_ping(cofre_store_t *base)
     return rc == SQLITE_ROW;
 }
 
+static int sq_outbox_fetch(cofre_store_t *base, int64_t after_seq, size_t max,
+                           cofre_outbox_row_t *out, size_t *n)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = s->stmts[Q_OUTBOX_FETCH];
+    sqlite3_bind_int64(st, 1, after_seq);
+    sqlite3_bind_int64(st, 2, (int64_t)max);
+    int rc;
+    *n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+        cofre_outbox_row_t *r = &out[(*n)++];
+        r->seq = sqlite3_column_int64(st, 0);
+        copy_column(st, 1, r->event_id, sizeof(r->event_id));
+        copy_column(st, 2, r->topic, sizeof(r->topic));
+        copy_column(st, 3, r->partition_key, sizeof(r->partition_key));
+        copy_column(st, 4, r->type, sizeof(r->type));
+        copy_column(st, 5, r->traceparent, sizeof(r->traceparent));
+        r->payload_len = (size_t)sqlite3_column_bytes(st, 6);
+        r->payload = cofre_strndup((const char *)sqlite3_column_text(st, 6), r->payload_len);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_error(s, rc, queries[Q_OUTBOX_FETCH]);
+}
+
+static int sq_outbox_mark_published(cofre_store_t *base, const int64_t *seqs, size_t n)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    char now[COFRE_TIME_LEN + 1];
+    cofre_time_format(cofre_now_wall_us(), now);
+    int rc = run(s, Q_BEGIN);
+    sqlite3_stmt *st = s->stmts[Q_OUTBOX_MARK];
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(st, 1, seqs[i]);
+        bind_text(st, 2, now);
+        rc = run(s, Q_OUTBOX_MARK);
+    }
+    if (rc == 0)
+        return run(s, Q_COMMIT);
+    sq_rollback(base);
+    return rc;
+}
+
+/* Seconds between an RFC 3339 UTC timestamp of ours and now; 0 when it does not parse. */
+static double age_seconds(const char *ts)
+{
+    struct tm tm = {0};
+    const char *rest = strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (rest == NULL)
+        return 0;
+    double then = (double)timegm(&tm) + (rest[0] == '.' ? strtod(rest, NULL) : 0);
+    double age = (double)cofre_now_wall_us() / 1e6 - then;
+    return age > 0 ? age : 0;
+}
+
+static int sq_outbox_stats(cofre_store_t *base, int64_t *pending, double *oldest_age_s)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = s->stmts[Q_OUTBOX_STATS];
+    int rc = sqlite3_step(st);
+    *pending = 0;
+    *oldest_age_s = 0;
+    if (rc == SQLITE_ROW) {
+        *pending = sqlite3_column_int64(st, 0);
+        const char *oldest = (const char *)sqlite3_column_text(st, 1);
+        if (oldest != NULL)
+            *oldest_age_s = age_seconds(oldest);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : map_error(s, rc, queries[Q_OUTBOX_STATS]);
+}
+
 static int on_wal_commit(void *data, sqlite3 *db, const char *name, int frames)
 {
     (void)db;
@@ -463,6 +543,9 @@ static const cofre_store_ops_t sqlite_ops = {
     .accounts_page = sq_accounts_page,
     .transfers_page = sq_transfers_page,
     .ping = sq_ping,
+    .outbox_fetch = sq_outbox_fetch,
+    .outbox_mark_published = sq_outbox_mark_published,
+    .outbox_stats = sq_outbox_stats,
 };
 
 int cofre_store_sqlite_open(const char *path, bool readonly, cofre_store_t **out)
