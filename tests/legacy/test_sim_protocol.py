@@ -336,7 +336,10 @@ def test_connection_limit(make_sim):
     assert extra.closed()
     assert sim.status()["refused"] == 1
     a.close()
-    time.sleep(0.2 * SLOW)
+    deadline = time.monotonic() + 5 * SLOW
+    while sim.status()["connections"] != 1:  # the host notices the close
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     sim.connect()  # a slot is free again
     assert b.post(Transfer())[1][39] == "00"
 
