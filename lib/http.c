@@ -42,7 +42,6 @@ static const int cached_statuses[] = {200, 201, 204, 400, 401, 403, 404, 405, 40
 #define STATUS_SLOTS COFRE_ARRAY_SIZE(cached_statuses)
 
 enum { PHASE_RUNNING, PHASE_DRAINING, PHASE_CLOSING, PHASE_STOPPED };
-enum { CONTROL_CLOSE_LISTENER, CONTROL_EXIT };
 
 typedef struct http_route_entry {
     cofre_http_handler_fn fn;
@@ -65,15 +64,11 @@ typedef struct http_loop {
     h2o_socket_t *listener;
     h2o_multithread_queue_t *mq;
     h2o_multithread_receiver_t task_receiver;
-    h2o_multithread_receiver_t control_receiver;
     bool exit;
-    _Atomic bool has_conns; /* published after every loop iteration */
+    _Atomic bool has_conns;  /* published after every loop iteration */
+    cofre_task_t close_task; /* control messages from the main thread, each sent once */
+    cofre_task_t exit_task;
 } http_loop_t;
-
-typedef struct http_control {
-    h2o_multithread_message_t msg;
-    int kind;
-} http_control_t;
 
 typedef struct http_handler {
     h2o_handler_t super;
@@ -239,10 +234,10 @@ void cofre_req_respond_problem(cofre_req_t *req, const cofre_problem_t *p)
 
 void cofre_req_fail(cofre_req_t *req, cofre_problem_code_t code, const char *fmt, ...)
 {
-    cofre_problem_t p = {.code = code};
+    cofre_problem_t p;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p.detail, sizeof(p.detail), fmt, ap);
+    cofre_problem_vset(&p, code, fmt, ap);
     va_end(ap);
     cofre_req_respond_problem(req, &p);
 }
@@ -703,11 +698,16 @@ static int bind_socket(const struct sockaddr_storage *ss, socklen_t len, bool re
 static uint16_t bound_port(int fd)
 {
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
     socklen_t len = sizeof(ss);
-    getsockname(fd, (struct sockaddr *)&ss, &len);
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        return ntohs(in6->sin6_port);
+    }
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    return ntohs(in4->sin_port);
 }
 
 static void set_port(struct sockaddr_storage *ss, uint16_t port)
@@ -791,18 +791,15 @@ static void close_listener(http_loop_t *l)
     l->ctx.http1.req_timeout.timeout = HTTP_SHUTDOWN_IDLE_MS;
 }
 
-static void on_control_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+/* Control messages are tasks without a request, completed by the main thread. */
+static void on_close_task(cofre_task_t *task)
 {
-    http_loop_t *l = H2O_STRUCT_FROM_MEMBER(http_loop_t, control_receiver, receiver);
-    while (!h2o_linklist_is_empty(messages)) {
-        http_control_t *c = H2O_STRUCT_FROM_MEMBER(http_control_t, msg.link, messages->next);
-        h2o_linklist_unlink(&c->msg.link);
-        if (c->kind == CONTROL_CLOSE_LISTENER)
-            close_listener(l);
-        else
-            l->exit = true;
-        free(c);
-    }
+    close_listener(H2O_STRUCT_FROM_MEMBER(http_loop_t, close_task, task));
+}
+
+static void on_exit_task(cofre_task_t *task)
+{
+    H2O_STRUCT_FROM_MEMBER(http_loop_t, exit_task, task)->exit = true;
 }
 
 static void *loop_main(void *arg)
@@ -819,7 +816,8 @@ static void *loop_main(void *arg)
     l->accept_ctx.hosts = s->h2o_config.hosts;
     l->mq = h2o_multithread_create_queue(l->loop);
     h2o_multithread_register_receiver(l->mq, &l->task_receiver, on_task_messages);
-    h2o_multithread_register_receiver(l->mq, &l->control_receiver, on_control_messages);
+    l->close_task = (cofre_task_t){.loop_ = l, .done = on_close_task};
+    l->exit_task = (cofre_task_t){.loop_ = l, .done = on_exit_task};
     l->listener = h2o_evloop_socket_create(l->loop, l->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     l->listener->data = l;
     h2o_socket_read_start(l->listener, on_accept);
@@ -835,13 +833,18 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-static void send_control(cofre_http_server_t *s, int kind)
+static void close_listeners(cofre_http_server_t *s)
 {
-    for (unsigned i = 0; i < s->cfg.threads; i++) {
-        http_control_t *c = cofre_calloc(1, sizeof(*c));
-        c->kind = kind;
-        h2o_multithread_send_message(&s->loops[i].control_receiver, &c->msg);
-    }
+    for (unsigned i = 0; i < s->cfg.threads; i++)
+        cofre_task_complete(&s->loops[i].close_task);
+}
+
+static void stop_loops(cofre_http_server_t *s)
+{
+    for (unsigned i = 0; i < s->cfg.threads; i++)
+        cofre_task_complete(&s->loops[i].exit_task);
+    for (unsigned i = 0; i < s->cfg.threads; i++)
+        pthread_join(s->loops[i].thread, NULL);
 }
 
 /* Waits for SIGTERM or SIGINT up to timeout_ms (-1: forever). Returns true when one came. */
@@ -914,7 +917,7 @@ int cofre_http_server_run(cofre_http_server_t *s)
         cofre_log_msg(COFRE_LOG_WARN, NULL, "second signal: drain cut short");
 
     atomic_store(&s->phase, PHASE_CLOSING);
-    send_control(s, CONTROL_CLOSE_LISTENER);
+    close_listeners(s);
     cofre_log_msg(COFRE_LOG_INFO, NULL, "stopped accepting; finishing in-flight requests");
     int rc = wait_idle(s, s->cfg.shutdown_timeout_s);
     if (rc != 0)
@@ -922,9 +925,7 @@ int cofre_http_server_run(cofre_http_server_t *s)
                   COFRE_LF_INT("in_flight", atomic_load(&s->in_flight)));
 
     atomic_store(&s->phase, PHASE_STOPPED);
-    send_control(s, CONTROL_EXIT);
-    for (unsigned i = 0; i < s->cfg.threads; i++)
-        pthread_join(s->loops[i].thread, NULL);
+    stop_loops(s);
     return rc;
 }
 

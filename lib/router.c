@@ -137,6 +137,7 @@ cofre_route_result_t cofre_router_match(const cofre_router_t *r, const char *met
         return COFRE_ROUTE_NOT_FOUND;
     for (size_t i = 0; i < r->nroutes; i++) {
         const cofre_route_t *candidate = &r->routes[i];
+        COFRE_ASSERT(candidate->tmpl != NULL && candidate->method != NULL);
         if (strcmp(candidate->tmpl, best_tmpl) != 0)
             continue;
         if (strcmp(candidate->method, method) == 0) {

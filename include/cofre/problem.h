@@ -8,6 +8,7 @@
 
 #include "cofre/jbuf.h"
 
+#include <stdarg.h>
 #include <stddef.h>
 
 typedef enum cofre_problem_code {
@@ -63,6 +64,11 @@ cofre_problem_code_t cofre_problem_set(cofre_problem_t *p, cofre_problem_code_t 
  * extension member so a client can quote it to support.
  */
 void cofre_problem_render(const cofre_problem_t *p, const char *request_id, cofre_jbuf_t *out);
+
+/* cofre_problem_set with a va_list. */
+cofre_problem_code_t cofre_problem_vset(cofre_problem_t *p, cofre_problem_code_t code,
+                                        const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /*
  * Writes the members of the problem object (no braces), for embedding in a larger object.

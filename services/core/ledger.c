@@ -138,8 +138,9 @@ static slot_t *get_slot(cofre_ledger_t *l, uint8_t kind, const char *id)
         slot_t *s = new_slot(l);
         s->kind = kind;
         s->state = STATE_ABSENT;
-        COFRE_ASSERT(strlen(id) <= COFRE_UUID_LEN);
-        strcpy(s->id, id);
+        size_t len = strlen(id);
+        COFRE_ASSERT(len <= COFRE_UUID_LEN);
+        memcpy(s->id, id, len + 1);
         *cell = s;
     }
     return *cell;

@@ -16,5 +16,7 @@ typedef struct cofre_migration {
 
 extern const cofre_migration_t cofre_migrations_sqlite[];
 extern const size_t cofre_migrations_sqlite_count;
+extern const cofre_migration_t cofre_migrations_postgres[];
+extern const size_t cofre_migrations_postgres_count;
 
 #endif

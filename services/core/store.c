@@ -1,5 +1,6 @@
 /*
- * store.c: picks the store implementation for a COFRE_DB url.
+ * store.c: picks the store implementation for a COFRE_DB url: sqlite:PATH (store_sqlite.c) or
+ * postgres:// and postgresql:// (store_pg.c).
  */
 #include "core/store.h"
 
@@ -17,8 +18,7 @@ int cofre_store_open(const char *url, bool readonly, cofre_store_t **out)
         return COFRE_EINVAL;
     if (kind == COFRE_DB_SQLITE)
         return cofre_store_sqlite_open(target, readonly, out);
-    cofre_log_msg(COFRE_LOG_ERROR, NULL, "this build has no PostgreSQL store");
-    return COFRE_EINVAL;
+    return cofre_store_pg_open(target, readonly, out);
 }
 
 int cofre_store_migrate(const char *url)
@@ -29,8 +29,7 @@ int cofre_store_migrate(const char *url)
         return COFRE_EINVAL;
     if (kind == COFRE_DB_SQLITE)
         return cofre_store_sqlite_migrate(target);
-    cofre_log_msg(COFRE_LOG_ERROR, NULL, "this build has no PostgreSQL store");
-    return COFRE_EINVAL;
+    return cofre_store_pg_migrate(target);
 }
 
 void cofre_store_close(cofre_store_t *s)

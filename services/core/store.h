@@ -178,4 +178,12 @@ void cofre_lookup_release(cofre_lookup_t *lk);
 int cofre_store_sqlite_open(const char *path, bool readonly, cofre_store_t **out);
 int cofre_store_sqlite_migrate(const char *path);
 
+/*
+ * The PostgreSQL implementation (url: postgres://... or postgresql://...). Open fails only on
+ * a malformed URL (COFRE_EINVAL): a database that is down is connected to later, by itself,
+ * and meanwhile every operation fails fast with COFRE_EUNAVAIL.
+ */
+int cofre_store_pg_open(const char *url, bool readonly, cofre_store_t **out);
+int cofre_store_pg_migrate(const char *url);
+
 #endif

@@ -1,0 +1,860 @@
+/*
+ * store_pg.c: the ledger store on PostgreSQL, for production: many cofre-core replicas, each
+ * with several committer connections, on one database (directly or through PgBouncer in
+ * transaction pooling mode).
+ *
+ * A committer batch is one READ COMMITTED transaction in two round trips (lib/pg.c pipelines):
+ *
+ *   1. BEGIN; per-transaction timeouts; SELECT the touched accounts FOR UPDATE ordered by id
+ *      (every replica locks in the same order, so batches never deadlock on accounts); then,
+ *      under those locks and with a fresh snapshot, the idempotency records and transfer ids.
+ *   2. INSERT/UPDATE everything the batch decided, one statement per table whatever the batch
+ *      size (binary array parameters through unnest), then COMMIT.
+ *
+ * A race with another replica on a key the locks do not cover (an idempotency key, a
+ * client-chosen transfer id, a new account id) ends in a unique violation, which the
+ * committer redoes from step 1 and then sees the winner's row. Statements are unnamed and no
+ * session state survives a transaction, which is what PgBouncer's transaction mode needs.
+ *
+ * Reads are single statements on the reader's own connection. The connection layer
+ * reconnects by itself, with backoff, and bounds every wait (see cofre/pg.h).
+ */
+#include "core/store.h"
+
+#include "cofre/common.h"
+#include "cofre/log.h"
+#include "cofre/pg.h"
+#include "core/migrations.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Server-side limits of one committer transaction, a second line behind the client's own
+ * round deadline: a lock held by a stuck peer, or a runaway statement, ends in an error. */
+#define TXN_SETTINGS                                                                               \
+    "SELECT set_config('lock_timeout', '2s', true), "                                              \
+    "set_config('statement_timeout', '5s', true), "                                                \
+    "set_config('idle_in_transaction_session_timeout', '10s', true)"
+#define CONNECT_TIMEOUT_MS 2000
+#define ROUND_TIMEOUT_MS   6000
+#define BACKOFF_MAX_MS     2000
+/* Migrations may wait for another replica's migration, and may be slow on big tables. */
+#define MIGRATE_ROUND_TIMEOUT_MS 600000
+#define MIGRATE_LOCK_TIMEOUT     "'300s'"
+/* pg_advisory_xact_lock key of `cofre-core migrate` ("cofrecor" in ASCII). */
+#define MIGRATE_LOCK_KEY "7165064481618424690"
+
+#define PG_TIME(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define ACCOUNT_COLUMNS                                                                            \
+    "id, owner, currency, no_overdraft, debits_posted, credits_posted, debits_pending, "           \
+    "credits_pending, metadata, " PG_TIME("created_at")
+#define TRANSFER_COLUMNS                                                                           \
+    "id, debit_account_id, credit_account_id, amount, currency, reference, " PG_TIME("created_at")
+
+static const char sql_lock_accounts[] = "SELECT " ACCOUNT_COLUMNS " FROM accounts "
+                                        "WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE";
+static const char sql_idem_get[] =
+    "SELECT u.ord, encode(i.request_hash, 'hex'), i.status, i.body "
+    "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(client_id, key, ord) "
+    "JOIN idempotency i ON i.client_id = u.client_id AND i.key = u.key";
+static const char sql_transfers_exist[] = "SELECT id FROM transfers WHERE id = ANY($1::uuid[])";
+
+static const char sql_account_insert[] =
+    "INSERT INTO accounts (id, owner, currency, no_overdraft, debits_posted, credits_posted, "
+    "debits_pending, credits_pending, metadata, created_at) SELECT * FROM unnest($1::uuid[], "
+    "$2::text[], $3::text[], $4::bool[], $5::int8[], $6::int8[], $7::int8[], $8::int8[], "
+    "$9::json[], $10::timestamptz[])";
+static const char sql_account_update[] =
+    "UPDATE accounts a SET debits_posted = u.d, credits_posted = u.c "
+    "FROM unnest($1::uuid[], $2::int8[], $3::int8[]) AS u(id, d, c) WHERE a.id = u.id";
+static const char sql_transfer_insert[] =
+    "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, currency, "
+    "reference, created_at, client_id) SELECT * FROM unnest($1::uuid[], $2::uuid[], "
+    "$3::uuid[], $4::int8[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])";
+static const char sql_idem_insert[] =
+    "INSERT INTO idempotency (client_id, key, request_hash, status, body, created_at) "
+    "SELECT c, k, h, s, b, to_timestamp($6::int8) FROM unnest($1::text[], $2::text[], "
+    "$3::bytea[], $4::int4[], $5::text[]) AS u(c, k, h, s, b)";
+static const char sql_outbox_insert[] =
+    "INSERT INTO outbox (event_id, topic, partition_key, type, payload, traceparent, "
+    "created_at) SELECT e, t, k, y, p, tp, $7::timestamptz FROM unnest($1::uuid[], "
+    "$2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(e, t, k, y, p, tp)";
+static const char sql_idem_prune[] =
+    "DELETE FROM idempotency WHERE (client_id, key) IN (SELECT client_id, key "
+    "FROM idempotency WHERE created_at < to_timestamp($1::int8) LIMIT $2::int8)";
+
+static const char sql_account_get[] =
+    "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id = $1::uuid";
+static const char sql_transfer_get[] =
+    "SELECT " TRANSFER_COLUMNS " FROM transfers WHERE id = $1::uuid";
+static const char sql_accounts_page_owner[] = "SELECT " ACCOUNT_COLUMNS ", seq FROM accounts "
+                                              "WHERE owner = $1 AND seq > $2::int8 "
+                                              "ORDER BY seq LIMIT $3::int8";
+static const char sql_accounts_page_all[] = "SELECT " ACCOUNT_COLUMNS ", seq FROM accounts "
+                                            "WHERE seq > $1::int8 ORDER BY seq LIMIT $2::int8";
+/* Each side is limited first, so a busy account's history is never sorted whole. */
+static const char sql_transfers_page[] =
+    "SELECT * FROM ((SELECT " TRANSFER_COLUMNS ", seq FROM transfers WHERE debit_account_id = "
+    "$1::uuid AND seq < $2::int8 ORDER BY seq DESC LIMIT $3::int8) UNION ALL "
+    "(SELECT " TRANSFER_COLUMNS
+    ", seq FROM transfers WHERE credit_account_id = $1::uuid AND seq < $2::int8 ORDER BY seq "
+    "DESC LIMIT $3::int8)) t ORDER BY seq DESC LIMIT $3::int8";
+static const char sql_outbox_fetch[] =
+    "SELECT seq, event_id, topic, partition_key, type, traceparent, payload FROM outbox "
+    "WHERE published_at IS NULL AND seq > $1::int8 ORDER BY seq LIMIT $2::int8";
+static const char sql_outbox_mark[] = "UPDATE outbox SET published_at = clock_timestamp() "
+                                      "WHERE seq = ANY($1::int8[]) AND published_at IS NULL";
+static const char sql_outbox_stats[] =
+    "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0)"
+    "::float8 FROM outbox WHERE published_at IS NULL";
+
+/* The binary array parameters of one batch's writes, kept between batches. */
+enum {
+    A_ACC_ID,
+    A_ACC_OWNER,
+    A_ACC_CURRENCY,
+    A_ACC_NO_OVERDRAFT,
+    A_ACC_DEBITS,
+    A_ACC_CREDITS,
+    A_ACC_DEBITS_PENDING,
+    A_ACC_CREDITS_PENDING,
+    A_ACC_METADATA,
+    A_ACC_CREATED,
+    A_UPD_ID,
+    A_UPD_DEBITS,
+    A_UPD_CREDITS,
+    A_TR_ID,
+    A_TR_DEBIT,
+    A_TR_CREDIT,
+    A_TR_AMOUNT,
+    A_TR_CURRENCY,
+    A_TR_REFERENCE,
+    A_TR_CREATED,
+    A_TR_CLIENT,
+    A_IDEM_CLIENT,
+    A_IDEM_KEY,
+    A_IDEM_HASH,
+    A_IDEM_STATUS,
+    A_IDEM_BODY,
+    A_OB_EVENT,
+    A_OB_TOPIC,
+    A_OB_KEY,
+    A_OB_TYPE,
+    A_OB_PAYLOAD,
+    A_OB_TRACEPARENT,
+    A_LK_ACCOUNTS,
+    A_LK_IDEM_CLIENT,
+    A_LK_IDEM_KEY,
+    A_LK_TRANSFERS,
+    A_COUNT_
+};
+
+static const uint32_t array_types[A_COUNT_] = {
+    [A_ACC_ID] = COFRE_PG_UUID_ARRAY,
+    [A_ACC_OWNER] = COFRE_PG_TEXT_ARRAY,
+    [A_ACC_CURRENCY] = COFRE_PG_TEXT_ARRAY,
+    [A_ACC_NO_OVERDRAFT] = COFRE_PG_BOOL_ARRAY,
+    [A_ACC_DEBITS] = COFRE_PG_INT8_ARRAY,
+    [A_ACC_CREDITS] = COFRE_PG_INT8_ARRAY,
+    [A_ACC_DEBITS_PENDING] = COFRE_PG_INT8_ARRAY,
+    [A_ACC_CREDITS_PENDING] = COFRE_PG_INT8_ARRAY,
+    [A_ACC_METADATA] = COFRE_PG_JSON_ARRAY,
+    [A_ACC_CREATED] = COFRE_PG_TIMESTAMPTZ_ARRAY,
+    [A_UPD_ID] = COFRE_PG_UUID_ARRAY,
+    [A_UPD_DEBITS] = COFRE_PG_INT8_ARRAY,
+    [A_UPD_CREDITS] = COFRE_PG_INT8_ARRAY,
+    [A_TR_ID] = COFRE_PG_UUID_ARRAY,
+    [A_TR_DEBIT] = COFRE_PG_UUID_ARRAY,
+    [A_TR_CREDIT] = COFRE_PG_UUID_ARRAY,
+    [A_TR_AMOUNT] = COFRE_PG_INT8_ARRAY,
+    [A_TR_CURRENCY] = COFRE_PG_TEXT_ARRAY,
+    [A_TR_REFERENCE] = COFRE_PG_TEXT_ARRAY,
+    [A_TR_CREATED] = COFRE_PG_TIMESTAMPTZ_ARRAY,
+    [A_TR_CLIENT] = COFRE_PG_TEXT_ARRAY,
+    [A_IDEM_CLIENT] = COFRE_PG_TEXT_ARRAY,
+    [A_IDEM_KEY] = COFRE_PG_TEXT_ARRAY,
+    [A_IDEM_HASH] = COFRE_PG_BYTEA_ARRAY,
+    [A_IDEM_STATUS] = COFRE_PG_INT4_ARRAY,
+    [A_IDEM_BODY] = COFRE_PG_TEXT_ARRAY,
+    [A_OB_EVENT] = COFRE_PG_UUID_ARRAY,
+    [A_OB_TOPIC] = COFRE_PG_TEXT_ARRAY,
+    [A_OB_KEY] = COFRE_PG_TEXT_ARRAY,
+    [A_OB_TYPE] = COFRE_PG_TEXT_ARRAY,
+    [A_OB_PAYLOAD] = COFRE_PG_TEXT_ARRAY,
+    [A_OB_TRACEPARENT] = COFRE_PG_TEXT_ARRAY,
+    [A_LK_ACCOUNTS] = COFRE_PG_UUID_ARRAY,
+    [A_LK_IDEM_CLIENT] = COFRE_PG_TEXT_ARRAY,
+    [A_LK_IDEM_KEY] = COFRE_PG_TEXT_ARRAY,
+    [A_LK_TRANSFERS] = COFRE_PG_UUID_ARRAY,
+};
+
+typedef struct pg_store {
+    cofre_store_t super;
+    cofre_pg_t *pg;
+    cofre_pg_array_t arrays[A_COUNT_];
+    cofre_pg_param_t params[A_COUNT_];
+    char now[COFRE_TIME_LEN + 1];
+    char now_unix[24];
+} pg_store_t;
+
+static cofre_pg_array_t *arr(pg_store_t *s, int i)
+{
+    return &s->arrays[i];
+}
+
+/* Finishes arrays [first, first + n) as the parameters of one statement. */
+static const cofre_pg_param_t *params_of(pg_store_t *s, int first, int n)
+{
+    for (int i = first; i < first + n; i++)
+        s->params[i] = cofre_pg_array_param(&s->arrays[i]);
+    return &s->params[first];
+}
+
+static void reset_arrays(pg_store_t *s, int first, int last)
+{
+    for (int i = first; i <= last; i++)
+        cofre_pg_array_reset(&s->arrays[i]);
+}
+
+static void text_or_null(cofre_pg_array_t *a, const char *v)
+{
+    if (v == NULL)
+        cofre_pg_array_null(a);
+    else
+        cofre_pg_array_text(a, v, strlen(v));
+}
+
+/* Our own ids and times are valid; anything else is a bug upstream, answered as an error. */
+static int add_uuid(cofre_pg_array_t *a, const char *id)
+{
+    if (cofre_pg_array_uuid(a, id) == 0)
+        return 0;
+    COFRE_LOG(COFRE_LOG_ERROR, NULL, "not a uuid", COFRE_LF_STR("value", id));
+    return COFRE_EIO;
+}
+
+static int add_time(cofre_pg_array_t *a, const char *ts)
+{
+    int64_t us;
+    if (cofre_pg_time_parse(ts, &us) != 0) {
+        COFRE_LOG(COFRE_LOG_ERROR, NULL, "not an RFC 3339 time", COFRE_LF_STR("value", ts));
+        return COFRE_EIO;
+    }
+    cofre_pg_array_timestamptz(a, us);
+    return 0;
+}
+
+static void read_account(const PGresult *r, int row, cofre_account_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    cofre_pg_copy(r, row, 0, a->id, sizeof(a->id));
+    cofre_pg_copy(r, row, 1, a->owner, sizeof(a->owner));
+    cofre_pg_copy(r, row, 2, a->currency, sizeof(a->currency));
+    a->no_overdraft = PQgetvalue(r, row, 3)[0] == 't';
+    a->debits_posted = cofre_pg_int64(r, row, 4);
+    a->credits_posted = cofre_pg_int64(r, row, 5);
+    a->debits_pending = cofre_pg_int64(r, row, 6);
+    a->credits_pending = cofre_pg_int64(r, row, 7);
+    if (!PQgetisnull(r, row, 8))
+        a->metadata = cofre_strndup(PQgetvalue(r, row, 8), (size_t)PQgetlength(r, row, 8));
+    cofre_pg_copy(r, row, 9, a->created_at, sizeof(a->created_at));
+}
+
+static void read_transfer(const PGresult *r, int row, cofre_transfer_t *t)
+{
+    cofre_pg_copy(r, row, 0, t->id, sizeof(t->id));
+    cofre_pg_copy(r, row, 1, t->debit_account_id, sizeof(t->debit_account_id));
+    cofre_pg_copy(r, row, 2, t->credit_account_id, sizeof(t->credit_account_id));
+    t->amount = cofre_pg_int64(r, row, 3);
+    cofre_pg_copy(r, row, 4, t->currency, sizeof(t->currency));
+    t->has_reference = !PQgetisnull(r, row, 5);
+    cofre_pg_copy(r, row, 5, t->reference, sizeof(t->reference));
+    cofre_pg_copy(r, row, 6, t->created_at, sizeof(t->created_at));
+}
+
+/* ---- write path ------------------------------------------------------------------------- */
+
+static int pq_begin(cofre_store_t *base)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    cofre_pg_discard(s->pg);
+    int rc = cofre_pg_connect(s->pg);
+    if (rc != 0)
+        return rc;
+    cofre_pg_add(s->pg, "BEGIN", NULL, 0);
+    cofre_pg_add(s->pg, TXN_SETTINGS, NULL, 0);
+    return 0;
+}
+
+static int hex_nibble(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static void read_idem(const PGresult *r, int row, cofre_idem_record_t *out)
+{
+    out->found = true;
+    const char *hex = PQgetvalue(r, row, 1);
+    if (PQgetlength(r, row, 1) == 2 * COFRE_STORE_HASH_LEN)
+        for (size_t i = 0; i < COFRE_STORE_HASH_LEN; i++)
+            out->request_hash[i] =
+                (uint8_t)(hex_nibble(hex[2 * i]) << 4 | hex_nibble(hex[2 * i + 1]));
+    out->status = (int)cofre_pg_int64(r, row, 2);
+    out->body_len = (size_t)PQgetlength(r, row, 3);
+    out->body = cofre_strndup(PQgetvalue(r, row, 3), out->body_len);
+}
+
+static int compare_str(const void *key, const void *elem)
+{
+    return strcmp(key, *(const char *const *)elem);
+}
+
+/* Fills the lookup's outputs from the results of queries first.. of the lookup round. */
+static void read_lookup(pg_store_t *s, cofre_lookup_t *lk, int q_accounts, int q_idem,
+                        int q_transfers)
+{
+    const PGresult *r;
+    if (q_accounts >= 0 && (r = cofre_pg_result(s->pg, q_accounts)) != NULL) {
+        for (int row = 0; row < PQntuples(r); row++) {
+            const char *const *at = bsearch(PQgetvalue(r, row, 0), lk->account_ids, lk->n_accounts,
+                                            sizeof(char *), compare_str);
+            if (at == NULL)
+                continue;
+            size_t i = (size_t)(at - lk->account_ids);
+            read_account(r, row, &lk->accounts[i]);
+            lk->account_found[i] = true;
+        }
+    }
+    if (q_idem >= 0 && (r = cofre_pg_result(s->pg, q_idem)) != NULL) {
+        for (int row = 0; row < PQntuples(r); row++) {
+            int64_t ord = cofre_pg_int64(r, row, 0);
+            if (ord >= 1 && (size_t)ord <= lk->n_idem && !lk->idem[ord - 1].found)
+                read_idem(r, row, &lk->idem[ord - 1]);
+        }
+    }
+    if (q_transfers >= 0 && (r = cofre_pg_result(s->pg, q_transfers)) != NULL) {
+        for (int row = 0; row < PQntuples(r); row++)
+            for (size_t i = 0; i < lk->n_transfers; i++)
+                if (strcmp(PQgetvalue(r, row, 0), lk->transfer_ids[i]) == 0)
+                    lk->transfer_found[i] = true;
+    }
+}
+
+static int pq_lookup(cofre_store_t *base, cofre_lookup_t *lk)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    for (size_t i = 0; i < lk->n_idem; i++)
+        lk->idem[i] = (cofre_idem_record_t){0};
+    for (size_t i = 0; i < lk->n_accounts; i++)
+        lk->account_found[i] = false;
+    for (size_t i = 0; i < lk->n_transfers; i++)
+        lk->transfer_found[i] = false;
+    reset_arrays(s, A_LK_ACCOUNTS, A_LK_TRANSFERS);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < lk->n_accounts; i++)
+        rc = add_uuid(arr(s, A_LK_ACCOUNTS), lk->account_ids[i]);
+    for (size_t i = 0; rc == 0 && i < lk->n_transfers; i++)
+        rc = add_uuid(arr(s, A_LK_TRANSFERS), lk->transfer_ids[i]);
+    for (size_t i = 0; i < lk->n_idem; i++) {
+        text_or_null(arr(s, A_LK_IDEM_CLIENT), lk->idem_keys[i].client_id);
+        text_or_null(arr(s, A_LK_IDEM_KEY), lk->idem_keys[i].key);
+    }
+    if (rc != 0)
+        return rc;
+    /* Locks first: the reads after them see what the previous holder committed. */
+    int q = cofre_pg_queued(s->pg), q_accounts = -1, q_idem = -1, q_transfers = -1;
+    if (lk->n_accounts > 0) {
+        cofre_pg_add(s->pg, sql_lock_accounts, params_of(s, A_LK_ACCOUNTS, 1), 1);
+        q_accounts = q++;
+    }
+    if (lk->n_idem > 0) {
+        cofre_pg_add(s->pg, sql_idem_get, params_of(s, A_LK_IDEM_CLIENT, 2), 2);
+        q_idem = q++;
+    }
+    if (lk->n_transfers > 0) {
+        cofre_pg_add(s->pg, sql_transfers_exist, params_of(s, A_LK_TRANSFERS, 1), 1);
+        q_transfers = q++;
+    }
+    if (q == 0)
+        return 0;
+    rc = cofre_pg_exchange(s->pg, true);
+    if (rc == 0)
+        read_lookup(s, lk, q_accounts, q_idem, q_transfers);
+    return rc;
+}
+
+static int add_new_accounts(pg_store_t *s, const cofre_write_set_t *ws)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < ws->n_new_accounts; i++) {
+        const cofre_account_t *a = ws->new_accounts[i];
+        rc = add_uuid(arr(s, A_ACC_ID), a->id);
+        if (rc == 0)
+            rc = add_time(arr(s, A_ACC_CREATED), a->created_at);
+        text_or_null(arr(s, A_ACC_OWNER), a->owner);
+        text_or_null(arr(s, A_ACC_CURRENCY), a->currency);
+        cofre_pg_array_bool(arr(s, A_ACC_NO_OVERDRAFT), a->no_overdraft);
+        cofre_pg_array_int8(arr(s, A_ACC_DEBITS), a->debits_posted);
+        cofre_pg_array_int8(arr(s, A_ACC_CREDITS), a->credits_posted);
+        cofre_pg_array_int8(arr(s, A_ACC_DEBITS_PENDING), a->debits_pending);
+        cofre_pg_array_int8(arr(s, A_ACC_CREDITS_PENDING), a->credits_pending);
+        text_or_null(arr(s, A_ACC_METADATA), a->metadata);
+    }
+    if (rc == 0 && ws->n_new_accounts > 0)
+        cofre_pg_add(s->pg, sql_account_insert, params_of(s, A_ACC_ID, 10), 10);
+    return rc;
+}
+
+static int add_changed_accounts(pg_store_t *s, const cofre_write_set_t *ws)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < ws->n_changed_accounts; i++) {
+        const cofre_account_t *a = ws->changed_accounts[i];
+        rc = add_uuid(arr(s, A_UPD_ID), a->id);
+        cofre_pg_array_int8(arr(s, A_UPD_DEBITS), a->debits_posted);
+        cofre_pg_array_int8(arr(s, A_UPD_CREDITS), a->credits_posted);
+    }
+    if (rc == 0 && ws->n_changed_accounts > 0)
+        cofre_pg_add(s->pg, sql_account_update, params_of(s, A_UPD_ID, 3), 3);
+    return rc;
+}
+
+static int add_transfers(pg_store_t *s, const cofre_write_set_t *ws)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < ws->n_transfers; i++) {
+        const cofre_transfer_t *t = ws->transfers[i].transfer;
+        rc = add_uuid(arr(s, A_TR_ID), t->id);
+        if (rc == 0)
+            rc = add_uuid(arr(s, A_TR_DEBIT), t->debit_account_id);
+        if (rc == 0)
+            rc = add_uuid(arr(s, A_TR_CREDIT), t->credit_account_id);
+        if (rc == 0)
+            rc = add_time(arr(s, A_TR_CREATED), t->created_at);
+        cofre_pg_array_int8(arr(s, A_TR_AMOUNT), t->amount);
+        text_or_null(arr(s, A_TR_CURRENCY), t->currency);
+        text_or_null(arr(s, A_TR_REFERENCE), t->has_reference ? t->reference : NULL);
+        text_or_null(arr(s, A_TR_CLIENT), ws->transfers[i].client_id);
+    }
+    if (rc == 0 && ws->n_transfers > 0)
+        cofre_pg_add(s->pg, sql_transfer_insert, params_of(s, A_TR_ID, 8), 8);
+    return rc;
+}
+
+static void add_idem(pg_store_t *s, const cofre_write_set_t *ws)
+{
+    for (size_t i = 0; i < ws->n_idem; i++) {
+        const cofre_idem_write_t *w = &ws->idem[i];
+        text_or_null(arr(s, A_IDEM_CLIENT), w->client_id);
+        text_or_null(arr(s, A_IDEM_KEY), w->key);
+        cofre_pg_array_bytes(arr(s, A_IDEM_HASH), w->request_hash, COFRE_STORE_HASH_LEN);
+        cofre_pg_array_int4(arr(s, A_IDEM_STATUS), w->status);
+        cofre_pg_array_text(arr(s, A_IDEM_BODY), w->body, w->body_len);
+    }
+    if (ws->n_idem == 0)
+        return;
+    snprintf(s->now_unix, sizeof(s->now_unix), "%lld", (long long)ws->now_unix);
+    cofre_pg_param_t p[6];
+    memcpy(p, params_of(s, A_IDEM_CLIENT, 5), 5 * sizeof(p[0]));
+    p[5] = COFRE_PG_TEXT(s->now_unix);
+    cofre_pg_add(s->pg, sql_idem_insert, p, 6);
+}
+
+static int add_outbox(pg_store_t *s, const cofre_write_set_t *ws)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < ws->n_outbox; i++) {
+        const cofre_outbox_write_t *o = &ws->outbox[i];
+        rc = add_uuid(arr(s, A_OB_EVENT), o->event_id);
+        text_or_null(arr(s, A_OB_TOPIC), o->topic);
+        text_or_null(arr(s, A_OB_KEY), o->partition_key);
+        text_or_null(arr(s, A_OB_TYPE), o->type);
+        cofre_pg_array_text(arr(s, A_OB_PAYLOAD), o->payload, o->payload_len);
+        text_or_null(arr(s, A_OB_TRACEPARENT), o->traceparent);
+    }
+    if (rc != 0 || ws->n_outbox == 0)
+        return rc;
+    cofre_time_format(cofre_now_wall_us(), s->now);
+    cofre_pg_param_t p[7];
+    memcpy(p, params_of(s, A_OB_EVENT, 6), 6 * sizeof(p[0]));
+    p[6] = COFRE_PG_TEXT(s->now);
+    cofre_pg_add(s->pg, sql_outbox_insert, p, 7);
+    return 0;
+}
+
+/* Queues the batch's writes; they travel with the COMMIT, in one round trip. */
+static int pq_write(cofre_store_t *base, const cofre_write_set_t *ws)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    reset_arrays(s, A_ACC_ID, A_OB_TRACEPARENT);
+    int rc = add_new_accounts(s, ws);
+    if (rc == 0)
+        rc = add_changed_accounts(s, ws);
+    if (rc == 0)
+        rc = add_transfers(s, ws);
+    if (rc == 0) {
+        add_idem(s, ws);
+        rc = add_outbox(s, ws);
+    }
+    return rc;
+}
+
+static int pq_commit(cofre_store_t *base)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    cofre_pg_add(s->pg, "COMMIT", NULL, 0);
+    return cofre_pg_exchange(s->pg, false);
+}
+
+static void pq_rollback(cofre_store_t *base)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    cofre_pg_discard(s->pg);
+    if (!cofre_pg_in_transaction(s->pg))
+        return;
+    cofre_pg_add(s->pg, "ROLLBACK", NULL, 0);
+    if (cofre_pg_exchange(s->pg, false) != 0)
+        cofre_pg_disconnect(s->pg);
+}
+
+static int pq_prune_idempotency(cofre_store_t *base, int64_t before_unix, int max)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    char before[24], limit[24];
+    snprintf(before, sizeof(before), "%lld", (long long)before_unix);
+    snprintf(limit, sizeof(limit), "%d", max);
+    const cofre_pg_param_t p[] = {COFRE_PG_TEXT(before), COFRE_PG_TEXT(limit)};
+    cofre_pg_add(s->pg, sql_idem_prune, p, 2);
+    int rc = cofre_pg_exchange(s->pg, true);
+    if (rc != 0)
+        return rc;
+    return atoi(PQcmdTuples((PGresult *)cofre_pg_result(s->pg, 0)));
+}
+
+static void pq_maintain(cofre_store_t *base)
+{
+    (void)base; /* PostgreSQL's autovacuum and checkpointer do the housekeeping */
+}
+
+/* ---- read path -------------------------------------------------------------------------- */
+
+/* Runs one read statement; *r is its result on success. */
+static int read_one(pg_store_t *s, const char *sql, const cofre_pg_param_t *p, int n,
+                    const PGresult **r)
+{
+    cofre_pg_add(s->pg, sql, p, n);
+    int rc = cofre_pg_exchange(s->pg, true);
+    *r = rc == 0 ? cofre_pg_result(s->pg, 0) : NULL;
+    return rc;
+}
+
+static int pq_account_get(cofre_store_t *base, const char *id, cofre_account_t *out)
+{
+    const cofre_pg_param_t p[] = {COFRE_PG_TEXT(id)};
+    const PGresult *r;
+    int rc = read_one((pg_store_t *)base, sql_account_get, p, 1, &r);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) == 0)
+        return COFRE_ENOENT;
+    read_account(r, 0, out);
+    return 0;
+}
+
+static int pq_transfer_get(cofre_store_t *base, const char *id, cofre_transfer_t *out)
+{
+    const cofre_pg_param_t p[] = {COFRE_PG_TEXT(id)};
+    const PGresult *r;
+    int rc = read_one((pg_store_t *)base, sql_transfer_get, p, 1, &r);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(r) == 0)
+        return COFRE_ENOENT;
+    read_transfer(r, 0, out);
+    return 0;
+}
+
+static int pq_accounts_page(cofre_store_t *base, const cofre_page_query_t *q, cofre_account_t *out,
+                            int64_t *seqs, size_t *n)
+{
+    char cursor[24], limit[24];
+    snprintf(cursor, sizeof(cursor), "%lld", (long long)q->cursor_seq);
+    snprintf(limit, sizeof(limit), "%zu", q->limit + 1);
+    const PGresult *r;
+    int rc;
+    if (q->owner != NULL) {
+        const cofre_pg_param_t p[] = {COFRE_PG_TEXT(q->owner), COFRE_PG_TEXT(cursor),
+                                      COFRE_PG_TEXT(limit)};
+        rc = read_one((pg_store_t *)base, sql_accounts_page_owner, p, 3, &r);
+    } else {
+        const cofre_pg_param_t p[] = {COFRE_PG_TEXT(cursor), COFRE_PG_TEXT(limit)};
+        rc = read_one((pg_store_t *)base, sql_accounts_page_all, p, 2, &r);
+    }
+    *n = 0;
+    if (rc != 0)
+        return rc;
+    for (int row = 0; row < PQntuples(r) && *n <= q->limit; row++) {
+        read_account(r, row, &out[*n]);
+        seqs[(*n)++] = cofre_pg_int64(r, row, 10);
+    }
+    return 0;
+}
+
+static int pq_transfers_page(cofre_store_t *base, const cofre_page_query_t *q,
+                             cofre_transfer_t *out, int64_t *seqs, size_t *n)
+{
+    char cursor[24], limit[24];
+    snprintf(cursor, sizeof(cursor), "%lld", (long long)q->cursor_seq);
+    snprintf(limit, sizeof(limit), "%zu", q->limit + 1);
+    const cofre_pg_param_t p[] = {COFRE_PG_TEXT(q->account_id), COFRE_PG_TEXT(cursor),
+                                  COFRE_PG_TEXT(limit)};
+    const PGresult *r;
+    int rc = read_one((pg_store_t *)base, sql_transfers_page, p, 3, &r);
+    *n = 0;
+    if (rc != 0)
+        return rc;
+    for (int row = 0; row < PQntuples(r) && *n <= q->limit; row++) {
+        read_transfer(r, row, &out[*n]);
+        seqs[(*n)++] = cofre_pg_int64(r, row, 7);
+    }
+    return 0;
+}
+
+static bool pq_ping(cofre_store_t *base)
+{
+    const PGresult *r;
+    return read_one((pg_store_t *)base, "SELECT 1", NULL, 0, &r) == 0;
+}
+
+static int pq_outbox_fetch(cofre_store_t *base, int64_t after_seq, size_t max,
+                           cofre_outbox_row_t *out, size_t *n)
+{
+    char after[24], limit[24];
+    snprintf(after, sizeof(after), "%lld", (long long)after_seq);
+    snprintf(limit, sizeof(limit), "%zu", max);
+    const cofre_pg_param_t p[] = {COFRE_PG_TEXT(after), COFRE_PG_TEXT(limit)};
+    const PGresult *r;
+    int rc = read_one((pg_store_t *)base, sql_outbox_fetch, p, 2, &r);
+    *n = 0;
+    if (rc != 0)
+        return rc;
+    for (int row = 0; row < PQntuples(r) && *n < max; row++) {
+        cofre_outbox_row_t *o = &out[(*n)++];
+        o->seq = cofre_pg_int64(r, row, 0);
+        cofre_pg_copy(r, row, 1, o->event_id, sizeof(o->event_id));
+        cofre_pg_copy(r, row, 2, o->topic, sizeof(o->topic));
+        cofre_pg_copy(r, row, 3, o->partition_key, sizeof(o->partition_key));
+        cofre_pg_copy(r, row, 4, o->type, sizeof(o->type));
+        cofre_pg_copy(r, row, 5, o->traceparent, sizeof(o->traceparent));
+        o->payload_len = (size_t)PQgetlength(r, row, 6);
+        o->payload = cofre_strndup(PQgetvalue(r, row, 6), o->payload_len);
+    }
+    return 0;
+}
+
+static int pq_outbox_mark_published(cofre_store_t *base, const int64_t *seqs, size_t n)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    if (n == 0)
+        return 0;
+    cofre_pg_array_t a;
+    cofre_pg_array_init(&a, COFRE_PG_INT8_ARRAY);
+    for (size_t i = 0; i < n; i++)
+        cofre_pg_array_int8(&a, seqs[i]);
+    const cofre_pg_param_t p[] = {cofre_pg_array_param(&a)};
+    const PGresult *r;
+    /* One statement is one implicit transaction; marking twice is harmless. */
+    int rc = read_one(s, sql_outbox_mark, p, 1, &r);
+    cofre_pg_array_release(&a);
+    return rc;
+}
+
+static int pq_outbox_stats(cofre_store_t *base, int64_t *pending, double *oldest_age_s)
+{
+    const PGresult *r;
+    *pending = 0;
+    *oldest_age_s = 0;
+    int rc = read_one((pg_store_t *)base, sql_outbox_stats, NULL, 0, &r);
+    if (rc != 0)
+        return rc;
+    *pending = cofre_pg_int64(r, 0, 0);
+    *oldest_age_s = strtod(PQgetvalue(r, 0, 1), NULL);
+    return 0;
+}
+
+static void pq_close(cofre_store_t *base)
+{
+    pg_store_t *s = (pg_store_t *)base;
+    for (int i = 0; i < A_COUNT_; i++)
+        cofre_pg_array_release(&s->arrays[i]);
+    cofre_pg_free(s->pg);
+    free(s);
+}
+
+static const cofre_store_ops_t pg_ops = {
+    .close = pq_close,
+    .begin = pq_begin,
+    .lookup = pq_lookup,
+    .write = pq_write,
+    .commit = pq_commit,
+    .rollback = pq_rollback,
+    .prune_idempotency = pq_prune_idempotency,
+    .maintain = pq_maintain,
+    .account_get = pq_account_get,
+    .transfer_get = pq_transfer_get,
+    .accounts_page = pq_accounts_page,
+    .transfers_page = pq_transfers_page,
+    .ping = pq_ping,
+    .outbox_fetch = pq_outbox_fetch,
+    .outbox_mark_published = pq_outbox_mark_published,
+    .outbox_stats = pq_outbox_stats,
+};
+
+/* Validates the URL as libpq reads it; logs why when it does not parse. */
+static bool url_valid(const char *url)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &err);
+    if (opts == NULL) {
+        COFRE_LOG(COFRE_LOG_ERROR, NULL, "malformed PostgreSQL URL in COFRE_DB",
+                  COFRE_LF_STR("error", err != NULL ? err : "out of memory"));
+        PQfreemem(err);
+        return false;
+    }
+    PQconninfoFree(opts);
+    return true;
+}
+
+int cofre_store_pg_open(const char *url, bool readonly, cofre_store_t **out)
+{
+    if (!url_valid(url))
+        return COFRE_EINVAL;
+    pg_store_t *s = cofre_calloc(1, sizeof(*s));
+    s->super.ops = &pg_ops;
+    s->pg = cofre_pg_new(&(cofre_pg_config_t){
+        .url = url,
+        .application_name = readonly ? "cofre-core reader" : "cofre-core committer",
+        .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+        .round_timeout_ms = ROUND_TIMEOUT_MS,
+        .backoff_max_ms = BACKOFF_MAX_MS,
+        .pipeline = true,
+    });
+    for (int i = 0; i < A_COUNT_; i++)
+        cofre_pg_array_init(&s->arrays[i], array_types[i]);
+    /* A database down now may be up in a second: the handle reconnects by itself, and the
+     * service reports not ready meanwhile. */
+    cofre_pg_connect(s->pg);
+    *out = &s->super;
+    return 0;
+}
+
+/* ---- migrations ------------------------------------------------------------------------- */
+
+/* Runs one statement (or a multi-statement script without parameters) of the migration. */
+static int migrate_step(cofre_pg_t *pg, const char *sql, const cofre_pg_param_t *p, int n,
+                        const PGresult **r)
+{
+    cofre_pg_add(pg, sql, p, n);
+    int rc = cofre_pg_exchange(pg, false);
+    if (r != NULL)
+        *r = rc == 0 ? cofre_pg_result(pg, 0) : NULL;
+    return rc;
+}
+
+/* The schema version, creating the version table on a fresh database. */
+static int schema_version(cofre_pg_t *pg, int *version)
+{
+    const PGresult *r;
+    int rc =
+        migrate_step(pg, "SELECT to_regclass('cofre_schema_migrations') IS NOT NULL", NULL, 0, &r);
+    if (rc != 0)
+        return rc;
+    if (PQgetvalue(r, 0, 0)[0] != 't') {
+        rc = migrate_step(pg,
+                          "CREATE TABLE cofre_schema_migrations (version integer PRIMARY KEY, "
+                          "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+                          NULL, 0, NULL);
+        if (rc != 0)
+            return rc;
+    }
+    rc = migrate_step(pg, "SELECT COALESCE(max(version), 0) FROM cofre_schema_migrations", NULL, 0,
+                      &r);
+    if (rc == 0)
+        *version = (int)cofre_pg_int64(r, 0, 0);
+    return rc;
+}
+
+static int apply_migrations(cofre_pg_t *pg, int current)
+{
+    for (size_t i = 0; i < cofre_migrations_postgres_count; i++) {
+        const cofre_migration_t *m = &cofre_migrations_postgres[i];
+        if (m->version <= current)
+            continue;
+        int rc = migrate_step(pg, m->sql, NULL, 0, NULL);
+        char version[16];
+        snprintf(version, sizeof(version), "%d", m->version);
+        const cofre_pg_param_t p[] = {COFRE_PG_TEXT(version), COFRE_PG_TEXT(m->name)};
+        if (rc == 0)
+            rc = migrate_step(pg,
+                              "INSERT INTO cofre_schema_migrations (version, name) "
+                              "VALUES ($1::int4, $2)",
+                              p, 2, NULL);
+        if (rc != 0) {
+            COFRE_LOG(COFRE_LOG_ERROR, NULL, "migration failed", COFRE_LF_STR("name", m->name),
+                      COFRE_LF_STR("sqlstate", cofre_pg_sqlstate(pg)));
+            return rc;
+        }
+        COFRE_LOG(COFRE_LOG_INFO, NULL, "migration applied", COFRE_LF_STR("name", m->name),
+                  COFRE_LF_INT("version", m->version));
+    }
+    return 0;
+}
+
+/*
+ * One transaction under a transaction-level advisory lock (so it works through PgBouncer's
+ * transaction mode too): a second migrator waits for the first, then finds nothing to do.
+ */
+static int migrate_locked(cofre_pg_t *pg)
+{
+    int latest = cofre_migrations_postgres[cofre_migrations_postgres_count - 1].version;
+    int rc = migrate_step(pg, "BEGIN", NULL, 0, NULL);
+    if (rc == 0)
+        rc = migrate_step(pg, "SELECT set_config('lock_timeout', " MIGRATE_LOCK_TIMEOUT ", true)",
+                          NULL, 0, NULL);
+    if (rc == 0)
+        rc = migrate_step(pg, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", NULL, 0, NULL);
+    int current = 0;
+    if (rc == 0)
+        rc = schema_version(pg, &current);
+    if (rc == 0 && current > latest) {
+        COFRE_LOG(COFRE_LOG_ERROR, NULL, "database schema is newer than this binary",
+                  COFRE_LF_INT("schema", current), COFRE_LF_INT("known", latest));
+        rc = COFRE_ERANGE;
+    } else if (rc == 0) {
+        rc = apply_migrations(pg, current);
+    }
+    if (rc == 0)
+        rc = migrate_step(pg, "COMMIT", NULL, 0, NULL);
+    if (rc == 0 && current == latest)
+        COFRE_LOG(COFRE_LOG_INFO, NULL, "schema up to date", COFRE_LF_INT("version", current));
+    return rc;
+}
+
+int cofre_store_pg_migrate(const char *url)
+{
+    if (!url_valid(url))
+        return COFRE_EINVAL;
+    cofre_pg_t *pg = cofre_pg_new(&(cofre_pg_config_t){
+        .url = url,
+        .application_name = "cofre-core migrate",
+        .connect_timeout_ms = CONNECT_TIMEOUT_MS,
+        .round_timeout_ms = MIGRATE_ROUND_TIMEOUT_MS,
+        .pipeline = false,
+    });
+    int rc = cofre_pg_connect(pg);
+    if (rc == 0)
+        rc = migrate_locked(pg);
+    cofre_pg_free(pg); /* an open transaction ends with the connection: rolled back */
+    return rc;
+}
