@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
     libh2o-evloop-dev libjansson-dev libsqlite3-dev libpq-dev libssl-dev libsodium-dev
     librdkafka-dev libcmocka-dev)
-run_pkgs=(nginx openssl curl sqlite3)
+run_pkgs=(nginx openssl curl sqlite3 jq)
 test_pkgs=(python3 python3-pytest python3-requests python3-yaml python3-psycopg2 python3-jwt
     python3-confluent-kafka kcat postgresql postgresql-contrib pgbouncer prometheus
     prometheus-alertmanager procps iproute2)
