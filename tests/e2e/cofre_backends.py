@@ -11,8 +11,12 @@ throwaway cluster for the whole session), new_db (one database per server) and q
 columns are the same in every store, so snapshot() works unchanged.
 """
 
+import itertools
 import os
 import sqlite3
+import subprocess
+
+import pg_cluster
 
 # The four ledger tables whose row counts prove "nothing changed".
 LEDGER_TABLES = ("accounts", "transfers", "idempotency", "outbox")
@@ -74,7 +78,66 @@ class SqliteBackend(Backend):
             conn.close()
 
 
-BACKENDS = {"sqlite": SqliteBackend}
+class PostgresBackend(Backend):
+    """A throwaway PostgreSQL cluster for the session (tests/e2e/pg_cluster.py), one database
+    per server. As in production, the schema is migrated by `cofre-core migrate` as the owner
+    role, and the servers connect as the service role (cofre_app), which holds only the grants
+    the migration gives cofre_core_service. The harness reads as the superuser."""
+
+    name = "postgres"
+
+    def __init__(self):
+        self.cluster = None
+        self._ids = itertools.count(1)
+        self._conns = {}
+
+    def start(self, workdir):
+        self.cluster = pg_cluster.PgCluster().init().start().create_roles()
+
+    def stop(self):
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()
+        if self.cluster is not None:
+            self.cluster.destroy()
+            self.cluster = None
+
+    def create_db(self):
+        """An empty database owned by the owner role; returns its name."""
+        return self.cluster.create_db(f"cofre_{os.getpid()}_{next(self._ids)}")
+
+    def migrate(self, url, timeout=60):
+        """Runs `cofre-core migrate` on url; returns the CompletedProcess."""
+        from cofre_server import binary
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COFRE_DB": url}
+        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+            if k in os.environ:
+                env[k] = os.environ[k]
+        return subprocess.run([binary(), "migrate"], env=env, capture_output=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def new_db(self, workdir):
+        name = self.create_db()
+        r = self.migrate(self.cluster.url(name, user=pg_cluster.OWNER))
+        if r.returncode != 0:
+            raise RuntimeError(f"cofre-core migrate failed: {r.stdout!r} {r.stderr!r}")
+        return self.cluster.url(name)
+
+    @staticmethod
+    def dbname(db):
+        return db.rsplit("/", 1)[-1].split("?", 1)[0]
+
+    def query(self, db, sql):
+        name = self.dbname(db)
+        conn = self._conns.get(name)
+        if conn is None or conn.closed:
+            conn = self._conns[name] = self.cluster.connect(name)
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
+
+
+BACKENDS = {"sqlite": SqliteBackend, "postgres": PostgresBackend}
 
 
 def selected_names():
