@@ -84,12 +84,13 @@ void cofre_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *v
     }
 }
 
-/* librdkafka's syslog levels (0 emergency .. 7 debug) to ours. */
+/* librdkafka's syslog levels (0 emergency .. 7 debug) to ours. Its level 3 is mostly a broker
+ * connection failing, which the client rides out: a warning. */
 static cofre_log_level_t map_level(int level)
 {
-    if (level <= 3)
+    if (level <= 2)
         return COFRE_LOG_ERROR;
-    if (level == 4)
+    if (level <= 4)
         return COFRE_LOG_WARN;
     if (level <= 6)
         return COFRE_LOG_INFO;

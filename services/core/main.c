@@ -8,11 +8,13 @@
 #include "cofre/http.h"
 #include "cofre/log.h"
 #include "cofre/metrics.h"
+#include "cofre/relay.h"
 #include "cofre/service.h"
 #include "cofre/workers.h"
 #include "core/api.h"
 #include "core/committer.h"
 #include "core/idempotency.h"
+#include "core/outbox_source.h"
 #include "core/store.h"
 
 #include <stdio.h>
@@ -31,13 +33,16 @@ static const char usage[] =
     "  COFRE_COMMITTERS               committer connections (PostgreSQL; SQLite uses 1)\n"
     "  COFRE_READERS                  reader connections (default 2)\n"
     "  COFRE_READ_QUEUE_MAX           reads waiting before 503 (default 4096)\n"
-    "  COFRE_IDEMPOTENCY_RETENTION_H  hours idempotency keys are kept (default 24, min 24)\n";
+    "  COFRE_IDEMPOTENCY_RETENTION_H  hours idempotency keys are kept (default 24, min 24)\n"
+    "  COFRE_RELAY_*, COFRE_KAFKA_*   the outbox relay to Kafka (docs/events/README.md); runs\n"
+    "                                 when COFRE_KAFKA_BROKERS is set\n";
 
 typedef struct core_config {
     bool migrate;
     cofre_committer_config_t committer;
     unsigned readers;
     size_t read_queue_max;
+    cofre_relay_config_t relay;
 } core_config_t;
 
 static void read_config(cofre_service_t *svc, core_config_t *cfg)
@@ -59,6 +64,10 @@ static void read_config(cofre_service_t *svc, core_config_t *cfg)
         (unsigned)cofre_config_int(c, "COFRE_IDEMPOTENCY_RETENTION_H", 24, 24, 24 * 365);
     cfg->readers = (unsigned)cofre_config_int(c, "COFRE_READERS", 2, 1, 64);
     cfg->read_queue_max = (size_t)cofre_config_int(c, "COFRE_READ_QUEUE_MAX", 4096, 1, 1000000);
+    cofre_relay_config_defaults(&cfg->relay);
+    cfg->relay.client_id = svc->name;
+    cfg->relay.flush_timeout_ms = svc->http.shutdown_timeout_s * 1000u;
+    cofre_relay_config_read(c, svc->kafka_brokers, &cfg->relay);
 }
 
 static bool ready(void *data, const char **reason)
@@ -81,6 +90,16 @@ static int serve(cofre_service_t *svc, const core_config_t *cfg)
     api.committer = cofre_committer_start(&cfg->committer);
     if (api.committer == NULL)
         return 1;
+    /* The outbox relay to Kafka, when there is an event bus; readiness never depends on it. */
+    cofre_relay_config_t relay_cfg = cfg->relay;
+    cofre_outbox_source_t *outbox = NULL;
+    cofre_relay_t *relay = NULL;
+    if (svc->kafka_brokers[0] != '\0') {
+        outbox = cofre_outbox_source_new(svc->db_url, &relay_cfg.source);
+        relay = cofre_relay_start(&relay_cfg);
+        if (relay == NULL)
+            return 1;
+    }
     cofre_workers_config_t readers = {
         .name = "readers",
         .threads = cfg->readers,
@@ -102,6 +121,9 @@ static int serve(cofre_service_t *svc, const core_config_t *cfg)
     if (rc == 0)
         rc = cofre_http_server_run(server);
     cofre_committer_stop(api.committer);
+    if (relay != NULL)
+        cofre_relay_stop(relay); /* after the committer: its last rows still go out */
+    cofre_outbox_source_free(outbox);
     cofre_workers_stop(api.readers);
     cofre_idem_registry_free(api.inflight);
     cofre_http_server_free(server);

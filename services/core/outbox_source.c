@@ -1,0 +1,102 @@
+/*
+ * outbox_source.c: the ledger store's outbox behind the relay's source interface.
+ */
+#include "core/outbox_source.h"
+
+#include "cofre/common.h"
+#include "core/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cofre_outbox_source {
+    char *db_url;
+    cofre_store_t *store;
+    cofre_outbox_row_t *rows; /* the store's rows, converted to the relay's */
+    size_t rows_cap;
+};
+
+static int source_open(void *data)
+{
+    cofre_outbox_source_t *s = data;
+    if (s->store != NULL)
+        return 0;
+    return cofre_store_open(s->db_url, false, &s->store);
+}
+
+static void copy_field(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src);
+}
+
+static int source_fetch(void *data, int64_t after_seq, size_t max, cofre_relay_row_t *out,
+                        size_t *n)
+{
+    cofre_outbox_source_t *s = data;
+    if (max > s->rows_cap) {
+        s->rows = cofre_realloc(s->rows, max * sizeof(*s->rows));
+        s->rows_cap = max;
+    }
+    size_t got = 0;
+    int rc = s->store->ops->outbox_fetch(s->store, after_seq, max, s->rows, &got);
+    for (size_t i = 0; i < got; i++) {
+        cofre_outbox_row_t *in = &s->rows[i];
+        cofre_relay_row_t *o = &out[i];
+        o->seq = in->seq;
+        copy_field(o->event_id, sizeof(o->event_id), in->event_id);
+        copy_field(o->topic, sizeof(o->topic), in->topic);
+        copy_field(o->key, sizeof(o->key), in->partition_key);
+        copy_field(o->traceparent, sizeof(o->traceparent), in->traceparent);
+        o->payload = in->payload; /* handed over */
+        o->payload_len = in->payload_len;
+    }
+    *n = got;
+    return rc;
+}
+
+static int source_mark(void *data, const int64_t *seqs, size_t n)
+{
+    cofre_outbox_source_t *s = data;
+    return s->store->ops->outbox_mark_published(s->store, seqs, n);
+}
+
+static int source_stats(void *data, int64_t *pending, double *oldest_age_s)
+{
+    cofre_outbox_source_t *s = data;
+    return s->store->ops->outbox_stats(s->store, pending, oldest_age_s);
+}
+
+static void source_close(void *data)
+{
+    cofre_outbox_source_t *s = data;
+    if (s->store != NULL)
+        cofre_store_close(s->store);
+    s->store = NULL;
+}
+
+cofre_outbox_source_t *cofre_outbox_source_new(const char *db_url, cofre_relay_source_t *src)
+{
+    cofre_outbox_source_t *s = cofre_calloc(1, sizeof(*s));
+    s->db_url = cofre_strdup(db_url);
+    *src = (cofre_relay_source_t){
+        .name = "ledger",
+        .open = source_open,
+        .fetch = source_fetch,
+        .mark = source_mark,
+        .stats = source_stats,
+        .close = source_close,
+        .data = s,
+    };
+    return s;
+}
+
+void cofre_outbox_source_free(cofre_outbox_source_t *s)
+{
+    if (s == NULL)
+        return;
+    source_close(s);
+    free(s->rows);
+    free(s->db_url);
+    free(s);
+}
