@@ -80,7 +80,7 @@ void cofre_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *v
     char err[256];
     if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
         fprintf(stderr, "librdkafka refused %s: %s\n", name, err);
-        COFRE_ASSERT(!"librdkafka refused a property this program sets");
+        COFRE_PANIC("librdkafka refused a property this program sets");
     }
 }
 

@@ -469,7 +469,7 @@ static uint32_t element_type(uint32_t array_type)
     case COFRE_PG_UUID_ARRAY:
         return 2950;
     default:
-        COFRE_ASSERT(!"unknown array type");
+        COFRE_PANIC("unknown array type");
         return 0;
     }
 }

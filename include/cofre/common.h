@@ -34,6 +34,9 @@ const char *cofre_strerror(int err);
 
 _Noreturn void cofre_assert_fail(const char *expr, const char *file, int line, const char *func);
 
+/* Aborts like a failed assertion, for a branch that must never run (a programming error). */
+#define COFRE_PANIC(msg) cofre_assert_fail(msg, __FILE__, __LINE__, __func__)
+
 /* Allocation: aborts the process when memory is exhausted, so callers never check. */
 void *cofre_malloc(size_t size);
 void *cofre_calloc(size_t count, size_t size);
