@@ -128,13 +128,20 @@ class PostgresBackend(Backend):
         return db.rsplit("/", 1)[-1].split("?", 1)[0]
 
     def query(self, db, sql):
+        import psycopg2
         name = self.dbname(db)
-        conn = self._conns.get(name)
-        if conn is None or conn.closed:
-            conn = self._conns[name] = self.cluster.connect(name)
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetchall()
+        for attempt in range(2):
+            conn = self._conns.get(name)
+            if conn is None or conn.closed:
+                conn = self._conns[name] = self.cluster.connect(name)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(sql)
+                    return cur.fetchall()
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                conn.close()  # the cluster was restarted under it: connect again, once
+                if attempt == 1:
+                    raise
 
 
 BACKENDS = {"sqlite": SqliteBackend, "postgres": PostgresBackend}

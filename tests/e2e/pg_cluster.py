@@ -119,6 +119,33 @@ class PgCluster:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
+    def running(self):
+        return bool(self.dir) and os.path.exists(os.path.join(self.data, "postmaster.pid"))
+
+    def pids(self):
+        """The postmaster's pid and its children's (for SIGSTOP/SIGCONT in outage tests)."""
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            master = int(f.readline())
+        out = [master]
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+                out.append(int(entry))
+        return out
+
+    def signal_all(self, sig):
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
     def log_tail(self, n=4000):
         try:
             with open(os.path.join(self.dir, "server.log"), "rb") as f:
