@@ -1,0 +1,212 @@
+"""PostgreSQL only: migrations and the schema as a second line of defence.
+
+Migrations (`cofre-core migrate`, as the owner role): from an empty database; re-run (a
+no-op); four at once on one empty database (one applies, the others wait on the advisory
+lock and find nothing to do); a schema newer than the binary is refused, by `migrate` and by
+a server starting with COFRE_MIGRATE=auto; the service role cannot migrate an empty database.
+
+Roles and constraints: the service role (what the replicas use) cannot update or delete
+transfers, cannot change an outbox row except to mark it published (once), cannot change an
+account's identity or delete it; no role can rewrite a transfer; CHECK (amount > 0),
+foreign keys, unique ids and the no_overdraft balance check hold against direct SQL.
+"""
+
+import json
+import subprocess
+
+import pytest
+import psycopg2
+
+from cofre_api import Api
+from cofre_server import binary
+import pg_cluster
+
+TABLES = {"accounts", "transfers", "idempotency", "outbox", "cofre_schema_migrations"}
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only(backend):
+    if backend.name != "postgres":
+        pytest.skip("PostgreSQL only")
+
+
+def owner_url(backend, name):
+    return backend.cluster.url(name, user=pg_cluster.OWNER)
+
+
+def logs(proc):
+    return [json.loads(line) for line in proc.stdout.decode().splitlines() if line.strip()]
+
+
+def schema_dump(backend, name):
+    """Tables, columns, constraints, indexes, triggers and grants: what a re-run must keep."""
+    q = lambda sql: backend.cluster.sql(sql, db=name)  # noqa: E731
+    return {
+        "columns": q("SELECT table_name, column_name, data_type FROM information_schema.columns "
+                     "WHERE table_schema = 'public' ORDER BY 1, 2"),
+        "constraints": q("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                         "WHERE connamespace = 'public'::regnamespace ORDER BY 1"),
+        "indexes": q("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                     "ORDER BY 1"),
+        "triggers": q("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1"),
+        "grants": q("SELECT grantee, table_name, privilege_type FROM "
+                    "information_schema.role_table_grants WHERE table_schema = 'public' "
+                    "ORDER BY 1, 2, 3"),
+        "versions": q("SELECT version, name FROM cofre_schema_migrations ORDER BY 1"),
+    }
+
+
+def test_migrate_from_empty_then_rerun_is_a_noop(backend):
+    name = backend.create_db()
+    r = backend.migrate(owner_url(backend, name))
+    assert r.returncode == 0, r
+    applied = [l for l in logs(r) if l["msg"] == "migration applied"]
+    assert [l["name"] for l in applied] == ["0001_ledger.sql"], logs(r)
+    tables = {t for (t,) in backend.cluster.sql(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'", db=name)}
+    assert tables == TABLES
+    owners = {o for (o,) in backend.cluster.sql(
+        "SELECT tableowner FROM pg_tables WHERE schemaname = 'public'", db=name)}
+    assert owners == {pg_cluster.OWNER}
+    before = schema_dump(backend, name)
+    assert before["versions"] == [(1, "0001_ledger.sql")]
+    again = backend.migrate(owner_url(backend, name))
+    assert again.returncode == 0, again
+    assert not [l for l in logs(again) if l["msg"] == "migration applied"], logs(again)
+    assert any(l["msg"] == "schema up to date" for l in logs(again)), logs(again)
+    assert schema_dump(backend, name) == before
+
+
+def test_four_migrations_at_once(backend):
+    """Four `cofre-core migrate` on one empty database at the same moment: all exit 0, the
+    migration is applied exactly once, and the schema is whole."""
+    name = backend.create_db()
+    env = {"PATH": "/usr/bin:/bin", "COFRE_DB": owner_url(backend, name)}
+    procs = [subprocess.Popen([binary(), "migrate"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for _ in range(4)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outs
+    applied = sum(1 for out, _err in outs for line in out.decode().splitlines()
+                  if json.loads(line)["msg"] == "migration applied")
+    assert applied == 1, outs
+    assert schema_dump(backend, name)["versions"] == [(1, "0001_ledger.sql")]
+    assert {t for (t,) in backend.cluster.sql(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'", db=name)} == TABLES
+
+
+def test_newer_schema_is_refused(backend, core_factory):
+    db = backend.new_db(None)
+    name = backend.dbname(db)
+    backend.cluster.sql("INSERT INTO cofre_schema_migrations (version, name) "
+                        "VALUES (999, '0999_future.sql')", db=name)
+    r = backend.migrate(owner_url(backend, name))
+    assert r.returncode != 0, r
+    refused = [l for l in logs(r) if l["msg"] == "database schema is newer than this binary"]
+    assert refused and refused[0]["schema"] == 999, logs(r)
+    with pytest.raises(RuntimeError, match="exited"):
+        core_factory(db=db)  # COFRE_MIGRATE=auto by default: refuses to serve
+
+
+def test_service_role_cannot_migrate_an_empty_database(backend):
+    name = backend.create_db()
+    r = backend.migrate(backend.cluster.url(name))  # cofre_app
+    assert r.returncode != 0, r
+    failed = [l for l in logs(r) if "sqlstate" in l]
+    assert failed and failed[0]["sqlstate"] == "42501", logs(r)  # insufficient_privilege
+    assert backend.cluster.sql(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", db=name)[0][0] == 0
+
+
+# ---- roles and constraints ------------------------------------------------------------------
+
+
+@pytest.fixture
+def ledger(backend, core):
+    """A database with two accounts, one transfer and its outbox rows, made through the API."""
+    api = Api(core.base)
+    s, a = api.settlement("EUR"), api.open_account(owner="victim")
+    t = api.move(s, a, 100)
+    api.close()
+    return {"db": backend.dbname(core.db), "s": s, "a": a, "t": t}
+
+
+def run_as(backend, db, user, sql):
+    """Runs sql as user in its own transaction; returns None or the SQLSTATE it failed with."""
+    conn = backend.cluster.connect(db, user=user)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+        return None
+    except psycopg2.Error as e:
+        return e.pgcode
+    finally:
+        conn.close()
+
+
+APP_DENIED = [
+    ("update transfer", "UPDATE transfers SET amount = 1"),
+    ("delete transfer", "DELETE FROM transfers"),
+    ("truncate transfers", "TRUNCATE transfers CASCADE"),
+    ("rewrite outbox payload", "UPDATE outbox SET payload = '{}'"),
+    ("delete outbox", "DELETE FROM outbox"),
+    ("change account owner", "UPDATE accounts SET owner = 'thief'"),
+    ("delete account", "DELETE FROM accounts"),
+    ("drop table", "DROP TABLE idempotency"),
+    ("create table", "CREATE TABLE evil (x int)"),
+    ("rewrite schema version", "UPDATE cofre_schema_migrations SET version = 2"),
+]
+
+
+@pytest.mark.parametrize("what,sql", APP_DENIED, ids=[w for w, _ in APP_DENIED])
+def test_service_role_is_denied(backend, ledger, what, sql):
+    state = run_as(backend, ledger["db"], pg_cluster.APP, sql)
+    assert state == "42501", f"{what}: {state}"  # insufficient_privilege
+
+
+def test_service_role_may_mark_outbox_rows_published_once(backend, ledger):
+    db = ledger["db"]
+    assert run_as(backend, db, pg_cluster.APP,
+                  "UPDATE outbox SET published_at = now() WHERE published_at IS NULL") is None
+    assert backend.cluster.sql("SELECT count(*) FROM outbox WHERE published_at IS NULL",
+                               db=db)[0][0] == 0
+    # Once: a second mark is refused by the trigger (the store never re-marks).
+    assert run_as(backend, db, pg_cluster.APP, "UPDATE outbox SET published_at = now()") == "42501"
+
+
+OWNER_DENIED = [
+    ("update transfer", "UPDATE transfers SET amount = 1"),
+    ("delete transfer", "DELETE FROM transfers"),
+    ("change account currency", "UPDATE accounts SET currency = 'USD'"),
+    ("rewrite outbox payload", "UPDATE outbox SET payload = '{}'"),
+]
+
+
+@pytest.mark.parametrize("what,sql", OWNER_DENIED, ids=[w for w, _ in OWNER_DENIED])
+def test_facts_are_append_only_even_for_the_owner(backend, ledger, what, sql):
+    state = run_as(backend, ledger["db"], pg_cluster.OWNER, sql)
+    assert state == "42501", f"{what}: {state}"
+
+
+def insert_transfer(ledger, amount=1, debit=None, credit=None, tid="gen_random_uuid()"):
+    return ("INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, currency, "
+            "client_id, created_at) VALUES "
+            f"({tid}, '{debit or ledger['s']['id']}', '{credit or ledger['a']['id']}', {amount}, "
+            "'EUR', 'local', now())")
+
+
+def test_constraints_hold_against_direct_sql(backend, ledger):
+    db, app = ledger["db"], pg_cluster.APP
+    assert run_as(backend, db, app, insert_transfer(ledger, amount=0)) == "23514"
+    assert run_as(backend, db, app, insert_transfer(ledger, amount=-5)) == "23514"
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert run_as(backend, db, app, insert_transfer(ledger, credit=missing)) == "23503"
+    assert run_as(backend, db, app,
+                  insert_transfer(ledger, credit=ledger["s"]["id"])) == "23514"  # same account
+    assert run_as(backend, db, app, insert_transfer(ledger, tid=f"'{ledger['t']['id']}'")) == "23505"
+    # The no_overdraft account holds 100: debiting 101 through its totals breaks the check.
+    assert run_as(backend, db, app, "UPDATE accounts SET debits_posted = 101 "
+                  f"WHERE id = '{ledger['a']['id']}'") == "23514"
+    assert run_as(backend, db, app, "INSERT INTO idempotency (client_id, key, request_hash, "
+                  "status, body, created_at) SELECT client_id, key, request_hash, status, body, "
+                  "created_at FROM idempotency LIMIT 1") == "23505"
+    assert run_as(backend, db, app, insert_transfer(ledger, amount=1)) is None  # the control
