@@ -1,0 +1,56 @@
+/*
+ * adapter_consumer.h: the Kafka side of cofre-legacy, on its own thread. It reads
+ * cofre.ledger.events in the consumer group (cofre-legacy: the KEDA objects scale on its lag),
+ * stores every posted transfer as a pending delivery and every malformed event as a dead
+ * letter in one transaction per batch, and only then commits the batch's offsets: a crash
+ * between the two re-reads messages whose deliveries are already stored, and the store skips
+ * them by transfer id. It also publishes stored dead letters to cofre.legacy.dlq (idempotent
+ * producer, marked published on the broker's acknowledgement) and keeps the lag and backlog
+ * gauges.
+ */
+#ifndef COFRE_LEGACY_ADAPTER_CONSUMER_H
+#define COFRE_LEGACY_ADAPTER_CONSUMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define COFRE_ADAPTER_PARTITIONS_MAX 1024 /* partitions of the topic this consumer tracks */
+#define COFRE_ADAPTER_BATCH_MAX      4096
+
+typedef struct cofre_adapter_consumer cofre_adapter_consumer_t;
+
+typedef struct cofre_adapter_consumer_config {
+    const char *brokers;   /* COFRE_KAFKA_BROKERS */
+    const char *group;     /* consumer group id */
+    const char *topic;     /* cofre.ledger.events */
+    const char *dlq_topic; /* cofre.legacy.dlq */
+    const char *db_url;    /* COFRE_DB: the delivery store */
+    size_t batch_max;      /* messages per store transaction, 1..COFRE_ADAPTER_BATCH_MAX */
+    unsigned session_timeout_ms;
+    /* Called (on the consumer thread) after new deliveries became durable. */
+    void (*stored)(void *data);
+    void *stored_data;
+} cofre_adapter_consumer_config_t;
+
+/*
+ * Opens its store connection and Kafka handles and starts the thread. Returns NULL (logged)
+ * when the store cannot be opened or librdkafka refuses the configuration.
+ */
+cofre_adapter_consumer_t *cofre_adapter_consumer_start(const cofre_adapter_consumer_config_t *cfg);
+
+/*
+ * Stops reading, commits what is durable, leaves the group, waits up to 5 s for dead letters
+ * in flight to the broker, and frees everything.
+ */
+void cofre_adapter_consumer_stop(cofre_adapter_consumer_t *c);
+
+/* Asks the thread to publish dead letters now (the engine wrote some). Any thread. */
+void cofre_adapter_consumer_kick(cofre_adapter_consumer_t *c);
+
+/*
+ * True when the store and the brokers answered lately; else false with *reason. Any thread;
+ * does not block.
+ */
+bool cofre_adapter_consumer_ready(cofre_adapter_consumer_t *c, const char **reason);
+
+#endif

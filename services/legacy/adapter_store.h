@@ -1,0 +1,174 @@
+/*
+ * adapter_store.h: the delivery state of cofre-legacy (store-and-forward), behind one small
+ * interface so a PostgreSQL implementation can sit beside the SQLite one (the embedded
+ * default, COFRE_DB=sqlite:PATH). A handle is one connection used by one thread: the consumer
+ * owns one (it stores what it read before committing offsets, and publishes dead letters),
+ * the delivery engine owns another (it marks transmissions and outcomes).
+ *
+ * One row per posted transfer, in the order consumed (seq), through these states:
+ *
+ *   pending   stored; not sent yet, or to be sent again (after a reversal or a transient
+ *             decline)
+ *   sent      a 0200 is, or may be, out: (stan, sent_at_us) name the transmission, so a
+ *             restart can reverse exactly it before retrying
+ *   applied   the host approved it (final)
+ *   declined  the host declined it for good (final; dead-lettered)
+ *   failed    retries exhausted, or a reversal declined (final; dead-lettered)
+ *
+ * Dead letters are rows of their own, written in the same transaction as the cause and
+ * published to Kafka afterwards (an outbox), so none is lost between the two.
+ */
+#ifndef COFRE_LEGACY_ADAPTER_STORE_H
+#define COFRE_LEGACY_ADAPTER_STORE_H
+
+#include "legacy/adapter_event.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define COFRE_ADAPTER_STORE_BATCH_MAX 4096 /* rows per call */
+#define COFRE_ADAPTER_KEY_MAX         160  /* dead-letter source and message keys */
+
+typedef enum cofre_delivery_state {
+    COFRE_DELIVERY_PENDING = 0,
+    COFRE_DELIVERY_SENT,
+    COFRE_DELIVERY_APPLIED,
+    COFRE_DELIVERY_DECLINED,
+    COFRE_DELIVERY_FAILED,
+    COFRE_DELIVERY_STATES
+} cofre_delivery_state_t;
+
+/* A stored delivery. */
+typedef struct cofre_adapter_delivery {
+    int64_t seq;
+    cofre_adapter_transfer_t t;
+    cofre_delivery_state_t state;
+    uint32_t attempts;  /* 0200 transmissions so far */
+    uint32_t reversals; /* 0400s acknowledged */
+    uint32_t stan;      /* sent: the transmission's field 11 */
+    uint64_t sent_at_us;
+    char response_code[3]; /* final states: field 39 of the last answer, or "" */
+    char auth_id[7];
+} cofre_adapter_delivery_t;
+
+/* A dead letter to write: its Kafka key and CloudEvents value. */
+typedef struct cofre_adapter_dead {
+    const char *source_key;  /* unique: "transfer:<id>", "event:<id>" or "kafka:<p>:<o>" */
+    const char *message_key; /* the DLQ message's Kafka key */
+    const char *reason;      /* COFRE_ADAPTER_DLQ_* */
+    const char *payload;
+    size_t payload_len;
+} cofre_adapter_dead_t;
+
+/* A change to one delivery (by seq). */
+typedef struct cofre_adapter_update {
+    int64_t seq;
+    cofre_delivery_state_t state;
+    uint32_t attempts;
+    uint32_t reversals;
+    uint32_t stan;                    /* sent */
+    uint64_t sent_at_us;              /* sent */
+    const char *response_code;        /* final states; may be NULL */
+    const char *auth_id;              /* may be NULL */
+    const char *reason;               /* declined / failed; may be NULL */
+    const cofre_adapter_dead_t *dead; /* written in the same transaction; may be NULL */
+} cofre_adapter_update_t;
+
+/* An unpublished dead letter (owned strings: cofre_adapter_dlq_row_release). */
+typedef struct cofre_adapter_dlq_row {
+    int64_t seq;
+    char *message_key;
+    char *payload;
+    size_t payload_len;
+} cofre_adapter_dlq_row_t;
+
+/* What is still to do (cheap to count: partial indexes). */
+typedef struct cofre_adapter_store_stats {
+    int64_t pending;
+    int64_t sent;
+    int64_t dlq_pending; /* dead letters not yet acknowledged by the broker */
+} cofre_adapter_store_stats_t;
+
+typedef struct cofre_adapter_store cofre_adapter_store_t;
+
+typedef struct cofre_adapter_store_ops {
+    int (*enqueue)(cofre_adapter_store_t *s, const cofre_adapter_transfer_t *ts, size_t n,
+                   const cofre_adapter_dead_t *dead, size_t ndead, size_t *inserted);
+    int (*load_open)(cofre_adapter_store_t *s, int64_t after_seq, size_t max,
+                     cofre_adapter_delivery_t *out, size_t *n);
+    int (*apply)(cofre_adapter_store_t *s, const cofre_adapter_update_t *u, size_t n);
+    int (*dlq_fetch)(cofre_adapter_store_t *s, size_t max, cofre_adapter_dlq_row_t *out, size_t *n);
+    int (*dlq_mark)(cofre_adapter_store_t *s, const int64_t *seqs, size_t n, uint64_t now_us);
+    int (*stats)(cofre_adapter_store_t *s, cofre_adapter_store_stats_t *out);
+    int (*each)(cofre_adapter_store_t *s, int (*fn)(const cofre_adapter_delivery_t *d, void *data),
+                void *data);
+    void (*close)(cofre_adapter_store_t *s);
+} cofre_adapter_store_ops_t;
+
+struct cofre_adapter_store {
+    const cofre_adapter_store_ops_t *ops;
+};
+
+/*
+ * Opens a connection to the COFRE_DB url, creating the schema when missing (unless
+ * readonly). Returns 0 with *out set; COFRE_EINVAL for a url this build cannot serve
+ * (PostgreSQL: not yet implemented, named in the log); COFRE_EIO when the database cannot be
+ * opened or migrated.
+ */
+int cofre_adapter_store_open(const char *url, bool readonly, cofre_adapter_store_t **out);
+
+/*
+ * Stores posted transfers as pending deliveries (a transfer id already stored is skipped:
+ * events arrive at least once) and dead letters (a source_key already stored is skipped), all
+ * in one transaction, durable when this returns 0. *inserted counts new deliveries. Returns
+ * 0, COFRE_EINVAL (n or ndead above COFRE_ADAPTER_STORE_BATCH_MAX), or COFRE_EIO (nothing was
+ * stored).
+ */
+int cofre_adapter_store_enqueue(cofre_adapter_store_t *s, const cofre_adapter_transfer_t *ts,
+                                size_t n, const cofre_adapter_dead_t *dead, size_t ndead,
+                                size_t *inserted);
+
+/*
+ * Reads up to max deliveries in state pending or sent with seq > after_seq, in seq order,
+ * into out. Returns 0 or COFRE_EIO.
+ */
+int cofre_adapter_store_load_open(cofre_adapter_store_t *s, int64_t after_seq, size_t max,
+                                  cofre_adapter_delivery_t *out, size_t *n);
+
+/*
+ * Applies every update (and writes their dead letters) in one transaction, durable when this
+ * returns 0. Returns 0, COFRE_EINVAL (n too large) or COFRE_EIO (nothing changed).
+ */
+int cofre_adapter_store_apply(cofre_adapter_store_t *s, const cofre_adapter_update_t *u, size_t n);
+
+/* Reads up to max unpublished dead letters, oldest first. Returns 0 or COFRE_EIO. */
+int cofre_adapter_store_dlq_fetch(cofre_adapter_store_t *s, size_t max,
+                                  cofre_adapter_dlq_row_t *out, size_t *n);
+
+/* Frees the strings of a fetched row. */
+void cofre_adapter_dlq_row_release(cofre_adapter_dlq_row_t *r);
+
+/* Marks dead letters published (the broker acknowledged them). Returns 0 or COFRE_EIO. */
+int cofre_adapter_store_dlq_mark(cofre_adapter_store_t *s, const int64_t *seqs, size_t n,
+                                 uint64_t now_us);
+
+/* Counts open deliveries and unpublished dead letters. Returns 0 or COFRE_EIO. */
+int cofre_adapter_store_stats(cofre_adapter_store_t *s, cofre_adapter_store_stats_t *out);
+
+/*
+ * Calls fn for every delivery in seq order (reconciliation); stops at the first non-zero
+ * return of fn and returns it. Returns 0, fn's value, or COFRE_EIO.
+ */
+int cofre_adapter_store_each(cofre_adapter_store_t *s,
+                             int (*fn)(const cofre_adapter_delivery_t *d, void *data), void *data);
+
+void cofre_adapter_store_close(cofre_adapter_store_t *s);
+
+/* "pending", "sent", "applied", "declined", "failed". */
+const char *cofre_delivery_state_name(cofre_delivery_state_t st);
+
+/* The SQLite implementation (adapter_store_sqlite.c); path is the file. */
+int cofre_adapter_store_sqlite_open(const char *path, bool readonly, cofre_adapter_store_t **out);
+
+#endif
