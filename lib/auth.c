@@ -16,6 +16,7 @@
 #include "cofre/scope.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,14 +26,16 @@
 #include <strings.h>
 #include <time.h>
 
-#define CACHE_WAYS        8
-#define CACHE_MAX         (1u << 22)
-#define DIGEST_BYTES      32
-#define BACKOFF_MAX_S     10
-#define REFRESH_DEFAULT_S 60
-#define LEEWAY_DEFAULT_S  30
-#define CACHE_DEFAULT     16384
-#define NS_PER_S          1000000000ull
+#define CACHE_WAYS            8
+#define CACHE_MAX             (1u << 22)
+#define DIGEST_BYTES          32
+#define BACKOFF_MAX_S         10
+#define REFRESH_DEFAULT_S     60
+#define LEEWAY_DEFAULT_S      30
+#define CACHE_DEFAULT         16384
+#define REVOKED_MAX           10000
+#define REVOCATIONS_BYTES_MAX (2 * 1024 * 1024)
+#define NS_PER_S              1000000000ull
 
 const char cofre_auth_usage[] =
     "Token checks (every /v1 route needs a valid access token):\n"
@@ -43,7 +46,10 @@ const char cofre_auth_usage[] =
     "  COFRE_JWKS_FILE       a file holding the JWK Set\n"
     "  COFRE_JWKS_REFRESH_S  seconds between key set refreshes (default 60)\n"
     "  COFRE_AUTH_LEEWAY_S   clock skew allowed on exp/nbf/iat, 0..60 (default 30)\n"
-    "  COFRE_AUTH_CACHE_MAX  verified tokens cached (default 16384; 0 disables the cache)\n";
+    "  COFRE_AUTH_CACHE_MAX  verified tokens cached (default 16384; 0 disables the cache)\n"
+    "  COFRE_AUTH_REVOCATIONS_URL        the issuer's list of disabled clients, whose tokens\n"
+    "                                    are refused before they expire (optional)\n"
+    "  COFRE_AUTH_REVOCATIONS_REFRESH_S  seconds between fetches of that list (default 10)\n";
 
 /* Outcomes counted in cofre_token_checks_total{result}. */
 enum {
@@ -69,7 +75,12 @@ struct cofre_auth {
     cofre_auth_config_t cfg;
     cofre_jwt_policy_t policy;
     cofre_url_t url;
+    cofre_url_t revocations_url;
     const EVP_MD *sha256;
+
+    pthread_rwlock_t revoked_lock;
+    char (*revoked)[COFRE_CLIENT_ID_MAX + 1]; /* sorted client ids */
+    _Atomic size_t nrevoked;
 
     pthread_rwlock_t keys_lock;
     cofre_jwks_t *keys;
@@ -92,6 +103,8 @@ struct cofre_auth {
     cofre_series_t *results[RESULT_COUNT_];
     cofre_series_t *refresh_ok;
     cofre_series_t *refresh_error;
+    cofre_series_t *revocations_ok;
+    cofre_series_t *revocations_error;
     cofre_series_t *keys_gauge;
 };
 
@@ -167,6 +180,13 @@ void cofre_auth_config_read(cofre_config_t *c, cofre_auth_config_t *cfg)
         (unsigned)cofre_config_int(c, "COFRE_JWKS_REFRESH_S", REFRESH_DEFAULT_S, 1, 86400);
     cfg->cache_max =
         (size_t)cofre_config_int(c, "COFRE_AUTH_CACHE_MAX", CACHE_DEFAULT, 0, CACHE_MAX);
+    cfg->revocations_refresh_s =
+        (unsigned)cofre_config_int(c, "COFRE_AUTH_REVOCATIONS_REFRESH_S", 10, 1, 3600);
+    const char *rev = cofre_config_str(c, "COFRE_AUTH_REVOCATIONS_URL", NULL);
+    cofre_url_t parsed;
+    if (rev != NULL && rev[0] != '\0' && cofre_fetch_parse_url(rev, &parsed) != 0)
+        cofre_config_reject(c, "COFRE_AUTH_REVOCATIONS_URL", rev, "an http:// or https:// URL");
+    cfg->revocations_url = rev != NULL && rev[0] != '\0' ? rev : NULL;
     if (!cfg->enabled)
         return;
     cfg->issuer = cofre_config_required(c, "COFRE_AUTH_ISSUER");
@@ -232,44 +252,156 @@ static bool refresh_once(cofre_auth_t *a)
     return true;
 }
 
+/* ---- the revocation list ---------------------------------------------------------------- */
+
+static int compare_ids(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+long cofre_auth_parse_revocations(const char *json, size_t len,
+                                  char (**ids)[COFRE_CLIENT_ID_MAX + 1])
+{
+    *ids = NULL;
+    json_error_t jerr;
+    json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    const json_t *clients = json_object_get(doc, "clients");
+    if (doc == NULL || !json_is_array(clients) || json_array_size(clients) > REVOKED_MAX) {
+        json_decref(doc);
+        return -1;
+    }
+    size_t n = json_array_size(clients);
+    char(*out)[COFRE_CLIENT_ID_MAX + 1] = cofre_calloc(n > 0 ? n : 1, sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        const json_t *id = json_object_get(json_array_get(clients, i), "client_id");
+        if (!json_is_string(id) || json_string_length(id) < 1 ||
+            json_string_length(id) > COFRE_CLIENT_ID_MAX) {
+            free(out);
+            json_decref(doc);
+            return -1;
+        }
+        memcpy(out[i], json_string_value(id), json_string_length(id) + 1);
+    }
+    json_decref(doc);
+    qsort(out, n, sizeof(*out), compare_ids);
+    *ids = out;
+    return (long)n;
+}
+
+static bool refresh_revocations(cofre_auth_t *a)
+{
+    char err[256] = "";
+    cofre_fetch_response_t res;
+    int rc = cofre_fetch_get(&a->revocations_url, COFRE_AUTH_FETCH_TIMEOUT_MS,
+                             REVOCATIONS_BYTES_MAX, &res, err, sizeof(err));
+    char(*ids)[COFRE_CLIENT_ID_MAX + 1] = NULL;
+    long n = -1;
+    if (rc == 0 && res.status != 200)
+        snprintf(err, sizeof(err), "the revocations URL answered %d", res.status);
+    else if (rc == 0 && (n = cofre_auth_parse_revocations(res.body, res.len, &ids)) < 0)
+        snprintf(err, sizeof(err), "the revocation list is malformed");
+    free(res.body);
+    if (n < 0) {
+        cofre_counter_inc(a->revocations_error);
+        COFRE_LOG(COFRE_LOG_WARN, NULL, "revocation list not refreshed", COFRE_LF_STR("error", err),
+                  COFRE_LF_INT("revoked_kept", atomic_load(&a->nrevoked)));
+        return false;
+    }
+    cofre_counter_inc(a->revocations_ok);
+    pthread_rwlock_wrlock(&a->revoked_lock);
+    char(*old)[COFRE_CLIENT_ID_MAX + 1] = a->revoked;
+    size_t old_n = atomic_load(&a->nrevoked);
+    a->revoked = ids;
+    atomic_store(&a->nrevoked, (size_t)n);
+    pthread_rwlock_unlock(&a->revoked_lock);
+    free(old);
+    if ((size_t)n != old_n)
+        COFRE_LOG(COFRE_LOG_INFO, NULL, "revocation list loaded", COFRE_LF_INT("clients", n));
+    return true;
+}
+
+static bool revoked(cofre_auth_t *a, const char *client_id)
+{
+    if (atomic_load_explicit(&a->nrevoked, memory_order_relaxed) == 0)
+        return false;
+    pthread_rwlock_rdlock(&a->revoked_lock);
+    bool found = a->revoked != NULL && bsearch(client_id, a->revoked, atomic_load(&a->nrevoked),
+                                               sizeof(*a->revoked), compare_ids) != NULL;
+    pthread_rwlock_unlock(&a->revoked_lock);
+    return found;
+}
+
+size_t cofre_auth_revoked_count(cofre_auth_t *a)
+{
+    return atomic_load(&a->nrevoked);
+}
+
 static void deadline_after(struct timespec *ts, uint64_t mono_ns)
 {
     ts->tv_sec = (time_t)(mono_ns / NS_PER_S);
     ts->tv_nsec = (long)(mono_ns % NS_PER_S);
 }
 
+/* One periodic fetch: when it is due next, and its backoff after failures. */
+typedef struct schedule {
+    uint64_t next_ns;
+    uint64_t backoff_s;
+    unsigned period_s;
+} schedule_t;
+
+static void reschedule(schedule_t *sc, bool ok, uint64_t now)
+{
+    sc->next_ns = now + (ok ? sc->period_s : sc->backoff_s) * NS_PER_S;
+    sc->backoff_s = ok ? 1 : COFRE_MIN(sc->backoff_s * 2, BACKOFF_MAX_S);
+}
+
 /*
- * The refresh thread: refreshes when the period is due, or on request (an unknown kid) once
- * COFRE_AUTH_REFETCH_MIN_S have passed since the last attempt; retries failures with a
- * backoff of 1 s doubling to BACKOFF_MAX_S.
+ * The refresh thread: refreshes the key set when its period is due, or on request (an unknown
+ * kid) once COFRE_AUTH_REFETCH_MIN_S have passed since the last attempt, and the revocation
+ * list when its period is due; retries failures with a backoff of 1 s doubling to
+ * BACKOFF_MAX_S.
  */
 static void *refresh_main(void *arg)
 {
     cofre_auth_t *a = arg;
     pthread_setname_np(pthread_self(), "jwks");
-    uint64_t last_ns = 0;
-    uint64_t next_ns =
-        atomic_load(&a->nkeys) > 0 ? cofre_now_mono_ns() + a->cfg.refresh_s * NS_PER_S : 0;
-    uint64_t backoff_s = 1;
+    bool have_keys = atomic_load(&a->nkeys) > 0;
+    schedule_t keys = {.backoff_s = 1, .period_s = a->cfg.refresh_s};
+    keys.next_ns = have_keys ? cofre_now_mono_ns() + keys.period_s * NS_PER_S : 0;
+    schedule_t revs = {.backoff_s = 1, .period_s = a->cfg.revocations_refresh_s};
+    bool with_revs = a->cfg.revocations_url != NULL;
+    uint64_t last_ns = have_keys ? cofre_now_mono_ns() : 0;
     pthread_mutex_lock(&a->mu);
     while (!a->stop) {
         uint64_t now = cofre_now_mono_ns();
         uint64_t refetch_at = last_ns + COFRE_AUTH_REFETCH_MIN_S * NS_PER_S;
-        bool due = now >= next_ns || (a->want_refetch && (last_ns == 0 || now >= refetch_at));
-        if (!due) {
+        bool keys_due =
+            now >= keys.next_ns || (a->want_refetch && (last_ns == 0 || now >= refetch_at));
+        bool revs_due = with_revs && now >= revs.next_ns;
+        if (!keys_due && !revs_due) {
+            uint64_t wake = a->want_refetch ? COFRE_MIN(keys.next_ns, refetch_at) : keys.next_ns;
+            if (with_revs)
+                wake = COFRE_MIN(wake, revs.next_ns);
             struct timespec ts;
-            deadline_after(&ts, a->want_refetch ? COFRE_MIN(next_ns, refetch_at) : next_ns);
+            deadline_after(&ts, wake);
             pthread_cond_timedwait(&a->cond, &a->mu, &ts);
             continue;
         }
-        a->want_refetch = false;
+        if (keys_due)
+            a->want_refetch = false;
         pthread_mutex_unlock(&a->mu);
-        bool ok = refresh_once(a);
-        atomic_store(&a->refetch_pending, false);
+        bool keys_ok = keys_due && refresh_once(a);
+        if (keys_due)
+            atomic_store(&a->refetch_pending, false);
+        bool revs_ok = revs_due && refresh_revocations(a);
         pthread_mutex_lock(&a->mu);
-        last_ns = cofre_now_mono_ns();
-        next_ns = last_ns + (ok ? a->cfg.refresh_s : backoff_s) * NS_PER_S;
-        backoff_s = ok ? 1 : COFRE_MIN(backoff_s * 2, BACKOFF_MAX_S);
+        now = cofre_now_mono_ns();
+        if (keys_due) {
+            last_ns = now;
+            reschedule(&keys, keys_ok, now);
+        }
+        if (revs_due)
+            reschedule(&revs, revs_ok, now);
     }
     pthread_mutex_unlock(&a->mu);
     return NULL;
@@ -406,13 +538,17 @@ bool cofre_auth_check(cofre_auth_t *a, const char *token, size_t len, cofre_call
     COFRE_ASSERT(EVP_Digest(token, len, digest, NULL, a->sha256, NULL) == 1);
     int64_t now = now_s();
     int64_t exp;
+    int result;
     if (cache_get(a, digest, caller, &exp)) {
         *why = now >= exp + (int64_t)a->cfg.leeway_s ? COFRE_JWT_EXPIRED : COFRE_JWT_OK;
-        count(a, *why == COFRE_JWT_OK ? RESULT_CACHED : (int)*why);
-        return *why == COFRE_JWT_OK;
+        result = *why == COFRE_JWT_OK ? RESULT_CACHED : (int)*why;
+    } else {
+        *why = verify(a, token, len, digest, caller, now);
+        result = (int)*why;
     }
-    *why = verify(a, token, len, digest, caller, now);
-    count(a, *why);
+    if (*why == COFRE_JWT_OK && revoked(a, caller->client_id))
+        result = (int)(*why = COFRE_JWT_REVOKED);
+    count(a, result);
     return *why == COFRE_JWT_OK;
 }
 
@@ -445,6 +581,8 @@ static const char *result_detail(cofre_jwt_result_t r)
         return "the access token is not valid yet";
     case COFRE_JWT_UNKNOWN_KID:
         return "the access token is signed with an unknown key";
+    case COFRE_JWT_REVOKED:
+        return "the access token's client is disabled";
     default:
         return "the access token is invalid";
     }
@@ -488,6 +626,7 @@ static bool authenticate(void *data, cofre_req_t *req, uint32_t scopes, cofre_pr
 
 static cofre_metric_t *results_family;
 static cofre_metric_t *refresh_family;
+static cofre_metric_t *revocations_family;
 static cofre_metric_t *keys_family;
 
 static void register_metrics(void)
@@ -499,6 +638,9 @@ static void register_metrics(void)
         "result");
     refresh_family = cofre_metric_counter("cofre_jwks_refreshes_total",
                                           "Key set refreshes by result (ok, error).", "result");
+    revocations_family =
+        cofre_metric_counter("cofre_revocations_refreshes_total",
+                             "Revocation list refreshes by result (ok, error).", "result");
     keys_family =
         cofre_metric_gauge("cofre_jwks_keys", "Token signing keys currently known.", NULL);
 }
@@ -525,6 +667,8 @@ static void init_metrics(cofre_auth_t *a)
         a->results[r] = cofre_metric_with(results_family, (const char *[]){result_label(r)});
     a->refresh_ok = cofre_metric_with(refresh_family, (const char *[]){"ok"});
     a->refresh_error = cofre_metric_with(refresh_family, (const char *[]){"error"});
+    a->revocations_ok = cofre_metric_with(revocations_family, (const char *[]){"ok"});
+    a->revocations_error = cofre_metric_with(revocations_family, (const char *[]){"error"});
     a->keys_gauge = cofre_metric_with(keys_family, NULL);
 }
 
@@ -541,6 +685,9 @@ cofre_auth_t *cofre_auth_start(const cofre_auth_config_t *cfg)
     a->policy = (cofre_jwt_policy_t){.issuer = cfg->issuer, .audience = cfg->audience};
     if (cfg->jwks_url != NULL)
         COFRE_ASSERT(cofre_fetch_parse_url(cfg->jwks_url, &a->url) == 0);
+    if (cfg->revocations_url != NULL)
+        COFRE_ASSERT(cofre_fetch_parse_url(cfg->revocations_url, &a->revocations_url) == 0);
+    pthread_rwlock_init(&a->revoked_lock, NULL);
     a->sha256 = EVP_sha256();
     pthread_rwlock_init(&a->keys_lock, NULL);
     pthread_mutex_init(&a->mu, NULL);
@@ -603,6 +750,8 @@ void cofre_auth_free(cofre_auth_t *a)
         pthread_mutex_destroy(&a->sets[i].lock);
     free(a->sets);
     cofre_jwks_free(a->keys);
+    free(a->revoked);
+    pthread_rwlock_destroy(&a->revoked_lock);
     pthread_rwlock_destroy(&a->keys_lock);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cond);

@@ -33,6 +33,7 @@ static const char *const result_names[COFRE_JWT_RESULT_COUNT_] = {
     [COFRE_JWT_NOT_YET_VALID] = "not_yet_valid",
     [COFRE_JWT_UNKNOWN_KID] = "unknown_kid",
     [COFRE_JWT_BAD_SIGNATURE] = "bad_signature",
+    [COFRE_JWT_REVOKED] = "revoked",
 };
 
 const char *cofre_jwt_result_name(cofre_jwt_result_t r)

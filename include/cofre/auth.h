@@ -10,6 +10,11 @@
  * token expires) spares the hot path the ECDSA verification; expiry is still checked on every
  * hit, and a key withdrawn from the set invalidates every token cached before.
  *
+ * Optionally, COFRE_AUTH_REVOCATIONS_URL names the issuer's list of disabled clients
+ * (cofre-auth's /oauth/revocations), fetched by the same thread every
+ * COFRE_AUTH_REVOCATIONS_REFRESH_S: a token of a client on it is refused even before it
+ * expires. When the list cannot be fetched, the last one fetched stays in force.
+ *
  * Configuration: checks are on unless COFRE_AUTH=off (development and benchmarks only: every
  * caller is then the local admin client, and a warning says so at start). When on,
  * COFRE_AUTH_ISSUER, COFRE_AUTH_AUDIENCE and one of COFRE_JWKS_URL / COFRE_JWKS_FILE are
@@ -39,6 +44,8 @@ typedef struct cofre_auth_config {
     unsigned leeway_s;     /* COFRE_AUTH_LEEWAY_S: clock skew allowed, 0..60 (default 30) */
     unsigned refresh_s;    /* COFRE_JWKS_REFRESH_S: key set refresh period (default 60) */
     size_t cache_max;      /* COFRE_AUTH_CACHE_MAX: verified tokens kept (default 16384; 0: none) */
+    const char *revocations_url;    /* COFRE_AUTH_REVOCATIONS_URL, or NULL */
+    unsigned revocations_refresh_s; /* COFRE_AUTH_REVOCATIONS_REFRESH_S (default 10) */
 } cofre_auth_config_t;
 
 /*
@@ -75,6 +82,17 @@ bool cofre_auth_check(cofre_auth_t *a, const char *token, size_t len, cofre_call
 
 /* True once a key set is loaded; else false with a reason. */
 bool cofre_auth_ready(cofre_auth_t *a, const char **reason);
+
+/* Clients on the revocation list now (tests, logs). */
+size_t cofre_auth_revoked_count(cofre_auth_t *a);
+
+/*
+ * Parses a revocation list document ({"clients": [{"client_id": ..., ...}, ...]}) into a
+ * sorted array of client ids (malloc'd, the caller frees it). Returns the number of ids, or
+ * -1 when the document is malformed. Exposed for tests and fuzzing.
+ */
+long cofre_auth_parse_revocations(const char *json, size_t len,
+                                  char (**ids)[COFRE_CLIENT_ID_MAX + 1]);
 
 /* Number of keys in the current set (tests, logs). */
 size_t cofre_auth_key_count(cofre_auth_t *a);

@@ -42,6 +42,7 @@ typedef enum cofre_jwt_result {
     COFRE_JWT_NOT_YET_VALID, /* "nbf" or "iat" is in the future (beyond the leeway) */
     COFRE_JWT_UNKNOWN_KID,   /* no published key has this "kid" (found by the caller) */
     COFRE_JWT_BAD_SIGNATURE, /* the ECDSA signature does not verify */
+    COFRE_JWT_REVOKED,       /* its client is disabled (found by the caller) */
     COFRE_JWT_RESULT_COUNT_,
 } cofre_jwt_result_t;
 

@@ -20,8 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define EXIT_USAGE      2
-#define SECRET_FILE_MAX 512
+#define EXIT_USAGE            2
+#define SECRET_FILE_MAX       512
+#define COFRE_SECRET_FILE_MIN 32 /* shortest secret accepted from a secret file */
 
 typedef struct args {
     const char *name;
@@ -51,7 +52,8 @@ static bool parse_args(int argc, char **argv, args_t *a)
 {
     memset(a, 0, sizeof(*a));
     for (int i = 0; i < argc; i++) {
-        const char **slot = strcmp(argv[i], "--name") == 0          ? &a->name
+        bool is_name = strcmp(argv[i], "--name") == 0 || strcmp(argv[i], "--id") == 0;
+        const char **slot = is_name                                 ? &a->name
                             : strcmp(argv[i], "--scopes") == 0      ? &a->scopes
                             : strcmp(argv[i], "--owner") == 0       ? &a->owner
                             : strcmp(argv[i], "--secret-file") == 0 ? &a->secret_file
@@ -277,10 +279,43 @@ static int client_list(cofre_registry_t *reg, const args_t *a)
     return rc != 0 ? fail("cannot read the registry: %s", cofre_strerror(rc)) : 0;
 }
 
+/* Gives c the secret (hashing it) and records the change. */
+static int store_secret(const cofre_authcli_config_t *cfg, cofre_registry_t *reg, cofre_client_t *c,
+                        const char *secret, const char *command)
+{
+    if (cofre_secret_hash(&cfg->argon2, secret, strlen(secret), c->secret_hash) != 0)
+        return fail("%s", "Argon2id hashing failed");
+    cofre_event_t ev;
+    client_event(&ev, c, "cofre.auth.client.secret_rotated", command);
+    int rc = reg->ops->client_update(reg, c, COFRE_CLIENT_SET_SECRET, &ev);
+    cofre_registry_event_release(&ev);
+    return rc != 0 ? fail("cannot change the secret: %s", cofre_strerror(rc)) : 0;
+}
+
 /*
- * ensure: the demo client of `make run`, repeatable. Creates the client when absent; when
- * present, keeps it if --secret-file holds a secret that verifies, else gives it a new secret.
- * Either way the file ends up holding a working secret.
+ * The secret ensure works with: the one in the file when it holds an acceptable one (at least
+ * COFRE_SECRET_FILE_MIN printable characters), else a new one written to the file.
+ */
+static int ensure_secret(const char *path, char *secret, size_t size, bool *from_file)
+{
+    *from_file = read_secret_file(path, secret, size);
+    size_t len = *from_file ? strlen(secret) : 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)secret[i] < 0x21 || (unsigned char)secret[i] > 0x7e)
+            len = 0;
+    if (*from_file && len >= COFRE_SECRET_FILE_MIN && len <= COFRE_SECRET_INPUT_MAX)
+        return 0;
+    if (*from_file)
+        return fail("%s holds no acceptable secret (32 to 256 printable characters)", path);
+    cofre_secret_generate(secret);
+    return write_secret_file(path, secret);
+}
+
+/*
+ * ensure: the demo client of `make run`, repeatable. The secret file is the source of truth:
+ * a secret already in it (run.sh may write one) becomes the client's; without one, a new
+ * secret is made and written there. Creates the client when absent; when present and its
+ * secret differs from the file's, gives it the file's.
  */
 static int client_ensure(const cofre_authcli_config_t *cfg, cofre_registry_t *reg, const args_t *a)
 {
@@ -292,32 +327,29 @@ static int client_ensure(const cofre_authcli_config_t *cfg, cofre_registry_t *re
     if (a->secret_file == NULL)
         return usage_error("client ensure needs --secret-file");
     char secret[SECRET_FILE_MAX];
+    bool from_file = false;
     rc = reg->ops->client_get(reg, want.client_id, &have);
-    if (rc == COFRE_ENOENT) {
-        rc = new_secret(cfg, secret, want.secret_hash);
-        if (rc == 0)
-            rc = insert_client(reg, &want, "client ensure");
-        if (rc == 0)
-            rc = write_secret_file(a->secret_file, secret);
+    if (rc != 0 && rc != COFRE_ENOENT)
+        return fail("cannot read the registry: %s", cofre_strerror(rc));
+    if (rc == 0 && have.disabled_at != 0)
+        return fail("client \"%s\" is disabled", have.client_id);
+    bool exists = rc == 0;
+    rc = ensure_secret(a->secret_file, secret, sizeof(secret), &from_file);
+    if (rc == 0 && !exists) {
+        rc = cofre_secret_hash(&cfg->argon2, secret, strlen(secret), want.secret_hash) != 0
+                 ? fail("%s", "Argon2id hashing failed")
+                 : insert_client(reg, &want, "client ensure");
         if (rc == 0)
             printf("client %s created; its secret is in %s\n", want.client_id, a->secret_file);
-    } else if (rc != 0) {
-        rc = fail("cannot read the registry: %s", cofre_strerror(rc));
-    } else if (have.disabled_at != 0) {
-        rc = fail("client \"%s\" is disabled", have.client_id);
-    } else if (read_secret_file(a->secret_file, secret, sizeof(secret)) &&
-               cofre_secret_verify(have.secret_hash, secret, strlen(secret))) {
+    } else if (rc == 0 && cofre_secret_verify(have.secret_hash, secret, strlen(secret))) {
         printf("client %s exists; %s holds its secret\n", have.client_id, a->secret_file);
-    } else {
-        rc = set_secret(cfg, reg, &have, secret, "client ensure");
+    } else if (rc == 0) {
+        rc = store_secret(cfg, reg, &have, secret, "client ensure");
         if (rc == 0)
-            rc = write_secret_file(a->secret_file, secret);
-        if (rc == 0)
-            printf("client %s exists; gave it a new secret, in %s\n", have.client_id,
+            printf("client %s exists; its secret is now the one in %s\n", have.client_id,
                    a->secret_file);
     }
-    if (rc == 0 && have.client_id[0] != '\0' &&
-        (have.scopes != want.scopes || strcmp(have.owner, want.owner) != 0))
+    if (rc == 0 && exists && (have.scopes != want.scopes || strcmp(have.owner, want.owner) != 0))
         fprintf(stderr,
                 "cofre-auth: warning: client %s keeps its owner and scopes, which differ "
                 "from the ones asked for\n",

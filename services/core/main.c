@@ -3,6 +3,7 @@
  * asked, wires the committer, the reader pool and the API onto the HTTP server, and runs it
  * until SIGTERM; then it drains the committer and exits.
  */
+#include "cofre/auth.h"
 #include "cofre/common.h"
 #include "cofre/db.h"
 #include "cofre/http.h"
@@ -35,7 +36,8 @@ static const char usage[] =
     "  COFRE_READ_QUEUE_MAX           reads waiting before 503 (default 4096)\n"
     "  COFRE_IDEMPOTENCY_RETENTION_H  hours idempotency keys are kept (default 24, min 24)\n"
     "  COFRE_RELAY_*, COFRE_KAFKA_*   the outbox relay to Kafka (docs/events/README.md); runs\n"
-    "                                 when COFRE_KAFKA_BROKERS is set\n";
+    "                                 when COFRE_KAFKA_BROKERS is set\n"
+    "  COFRE_AUTH, COFRE_AUTH_*, COFRE_JWKS_*  token checks, on by default: see docs/auth.md\n";
 
 typedef struct core_config {
     bool migrate;
@@ -43,6 +45,7 @@ typedef struct core_config {
     unsigned readers;
     size_t read_queue_max;
     cofre_relay_config_t relay;
+    cofre_auth_config_t auth;
 } core_config_t;
 
 static void read_config(cofre_service_t *svc, core_config_t *cfg)
@@ -115,6 +118,8 @@ static int serve(cofre_service_t *svc, const core_config_t *cfg)
 
     svc->http.ready = ready;
     svc->http.ready_data = api.committer;
+    cofre_auth_t *auth = cofre_auth_start(&cfg->auth); /* NULL when COFRE_AUTH=off */
+    cofre_auth_attach(auth, &svc->http);
     cofre_http_server_t *server = cofre_http_server_new(&svc->http);
     cofre_api_register(&api, server);
     int rc = cofre_http_server_listen(server);
@@ -127,6 +132,7 @@ static int serve(cofre_service_t *svc, const core_config_t *cfg)
     cofre_workers_stop(api.readers);
     cofre_idem_registry_free(api.inflight);
     cofre_http_server_free(server);
+    cofre_auth_free(auth);
     cofre_log_msg(COFRE_LOG_INFO, NULL, "stopped");
     return rc == 0 ? 0 : 1;
 }
@@ -155,6 +161,8 @@ int main(int argc, char **argv)
     }
     core_config_t cfg;
     read_config(&svc, &cfg);
+    if (strcmp(command, "serve") == 0)
+        cofre_auth_config_read(&svc.config, &cfg.auth);
     cofre_config_finish(&svc.config);
 
     bool migrate_only = strcmp(command, "migrate") == 0;

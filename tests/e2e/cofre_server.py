@@ -49,6 +49,7 @@ def base_env(port, db, **extra):
         "COFRE_DB": db,
         "COFRE_LOG_LEVEL": "info",
         "COFRE_DRAIN_S": "0",
+        "COFRE_AUTH": "off",  # token checks have their own suite (tests/auth)
     })
     env.update({k: str(v) for k, v in extra.items()})
     return env
