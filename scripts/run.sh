@@ -4,13 +4,14 @@
 # embedded defaults (SQLite files under var/data, kept across runs), then the NGINX gateway in
 # front of them, waits until each answers (bounded), prints the URLs and a walkthrough with curl,
 # and streams every log line prefixed with its service's name. Ctrl-C (or SIGTERM) stops the
-# gateway gracefully and sends SIGINT to each service, waits for all (bounded) and exits 0 when
-# every one stopped cleanly.
+# gateway gracefully, then sends SIGINT to each service in reverse start order, waiting for each
+# (bounded), and exits 0 when every one stopped cleanly.
 #
 #   scripts/run.sh                       start the platform (make run)
 #   scripts/run.sh walkthrough URL CA [CLIENT_ID CLIENT_SECRET]
 #                                        print only the walkthrough for a gateway at URL whose
-#                                        certificate is the file CA (tests/gateway runs it)
+#                                        certificate is the file CA (with a token of that client
+#                                        when given); tests/gateway runs it
 #
 # Environment:
 #   COFRE_BIN_DIR         the binaries (default build/bin)
@@ -30,16 +31,16 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 #   binary     in COFRE_BIN_DIR
 #   ports      comma list; the first is COFRE_LISTEN and the readiness probe's; all are checked
 #              free before anything starts ("-": none)
-#   probe      http:PATH (200 means ready), tcp (accepts connections), or log:FIELD (a JSON log
-#              line carries "FIELD":"VALUE"; VALUE becomes the placeholder {FIELD})
+#   probe      http:PATH (200 means ready) or tcp (accepts connections)
 #   env        KEY=VALUE words. Placeholders: {data} the data directory, {port:N} port N plus
-#              the offset, {listen} the first port, {brokers} the development Kafka's
-#              bootstrap list (empty: no event bus), {gateway} the gateway's HTTPS URL
+#              the offset, {brokers} the development Kafka's bootstrap list (empty: no event
+#              bus), {gateway} the gateway's HTTPS URL (the public base URL, the token issuer)
 # Beside these, every service gets COFRE_LOG_LEVEL, COFRE_DRAIN_S=0, COFRE_KAFKA_BROKERS and the
 # token settings (COFRE_AUTH_* and COFRE_JWKS_URL when cofre-auth is built, else COFRE_AUTH=off).
+# A function setup_NAME (dashes as underscores), when defined below, runs once NAME is ready.
 services_table='
-cofre-kafka-dev   cofre-kafka-dev   -          log:bootstrap
-cofre-auth        cofre-auth        8082       http:/readyz   COFRE_DB=sqlite:{data}/auth.db
+cofre-kafka-dev   cofre-kafka-dev   8092       http:/readyz   COFRE_KAFKA_DEV_BOOTSTRAP_FILE={data}/kafka-dev.bootstrap
+cofre-auth        cofre-auth        8082       http:/readyz   COFRE_DB=sqlite:{data}/auth.db COFRE_AUTH_TRUSTED_PROXIES=127.0.0.1
 cofre-core-1      cofre-core        8081       http:/readyz   COFRE_DB=sqlite:{data}/core.db
 cofre-core-2      cofre-core        8091       http:/readyz   COFRE_DB=sqlite:{data}/core.db
 cofre-audit       cofre-audit       8083       http:/readyz   COFRE_DB=sqlite:{data}/audit.db
@@ -54,7 +55,8 @@ prom_port=9090
 am_port=9093
 # The demo client of the walkthrough (created at first start when cofre-auth is built).
 demo_client_id=demo
-demo_scopes="accounts:read accounts:write transfers:read transfers:write audit:read ledger:admin"
+# It owns the accounts it opens, so it needs no ledger:admin.
+demo_scopes="accounts:read accounts:write transfers:read transfers:write audit:read"
 
 bin_dir=${COFRE_BIN_DIR:-$repo/build/bin}
 var_dir=${COFRE_VAR_DIR:-$repo/var}
@@ -70,10 +72,12 @@ die() {
 
 # -- the walkthrough ---------------------------------------------------------------------------
 
-# walkthrough URL CA [CLIENT_ID SECRET]: prints shell commands that use the platform through the
-# gateway at URL. Lines between the two marker comments are what tests/gateway runs, as printed.
+# walkthrough URL CA AUDIT [CLIENT_ID SECRET]: prints shell commands that use the platform
+# through the gateway at URL (with a token of the demo client when one is given, and reading
+# the audit trail when AUDIT is yes). Lines between the two marker comments are what
+# tests/gateway runs, as printed.
 walkthrough() {
-    local url=$1 ca=$2 client=${3:-} secret=${4:-}
+    local url=$1 ca=$2 audit=$3 client=${4:-} secret=${5:-}
     cat <<EOF
 # --- walkthrough (bash or zsh; paste it whole or line by line) ---
 # The gateway speaks HTTPS with a development certificate made at first run: trust only that.
@@ -109,7 +113,7 @@ cofre "$GW/v1/transfers" -H "Idempotency-Key: pay-$ALICE-1" -d '{"debit_account_
 for a in $BANK $ALICE $BOB; do cofre "$GW/v1/accounts/$a" | jq -c '{id, balance}'; done
 cofre "$GW/v1/accounts/$ALICE/transfers" | jq -c '.data[] | {amount, debit_account_id, credit_account_id, reference}'
 EOF
-    if [[ -n "$client" ]]; then
+    if [[ "$audit" == yes ]]; then
         cat <<'EOF'
 # 6. The audit trail of Alice's account, and its integrity check.
 cofre "$GW/v1/audit/events?subject=$ALICE" | jq -c '.data[] | {type, subject}'
@@ -121,8 +125,7 @@ EOF
 
 if [[ "${1:-}" == walkthrough ]]; then
     (($# == 3 || $# == 5)) || die "usage: run.sh walkthrough URL CA [CLIENT_ID CLIENT_SECRET]"
-    shift
-    walkthrough "$@"
+    walkthrough "$2" "$3" no "${4:-}" "${5:-}"
     exit 0
 fi
 (($# == 0)) || die "unknown arguments '$*' (usage: run.sh | run.sh walkthrough URL CA [ID SECRET])"
@@ -255,7 +258,7 @@ alive() {
 
 # wait_ready NAME PID PROBE PORT: until the probe passes, bounded; dies when the process exits.
 wait_ready() {
-    local name=$1 pid=$2 probe=$3 port=$4 deadline=$((SECONDS + ready_timeout_s)) value
+    local name=$1 pid=$2 probe=$3 port=$4 deadline=$((SECONDS + ready_timeout_s))
     while ((SECONDS < deadline)); do
         alive "$pid" || die "$name exited while starting; the end of var/log/$name.log:
 $(tail -n 15 "$log_dir/$name.log")"
@@ -265,13 +268,6 @@ $(tail -n 15 "$log_dir/$name.log")"
             ;;
         tcp)
             (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-            ;;
-        log:*)
-            value=$(sed -n "s/.*\"${probe#log:}\":\"\\([^\"]*\\)\".*/\\1/p" "$log_dir/$name.log" | head -1)
-            if [[ -n "$value" ]]; then
-                facts[${probe#log:}]=$value
-                return 0
-            fi
             ;;
         *) die "$name: unknown probe '$probe'" ;;
         esac
@@ -299,8 +295,10 @@ common_env() {
     out=("COFRE_LOG_LEVEL=${COFRE_LOG_LEVEL:-info}" "COFRE_DRAIN_S=0"
         "COFRE_KAFKA_BROKERS=${facts[brokers]}")
     if has_service cofre-auth; then
+        local auth=http://127.0.0.1:$((8082 + offset))
         out+=("COFRE_AUTH_ISSUER=${facts[gateway]}" "COFRE_AUTH_AUDIENCE=cofre-api"
-            "COFRE_JWKS_URL=http://127.0.0.1:$((8082 + offset))/.well-known/jwks.json")
+            "COFRE_JWKS_URL=$auth/.well-known/jwks.json"
+            "COFRE_AUTH_REVOCATIONS_URL=$auth/oauth/revocations")
     else
         out+=("COFRE_AUTH=off")
     fi
@@ -324,24 +322,31 @@ start_service() {
     fi
 }
 
-# The demo client of the walkthrough, made once; its secret stays in var/data.
+# The development Kafka writes its bootstrap list to a file once it runs.
+# shellcheck disable=SC2317 # called by start_service, through its name
+setup_cofre_kafka_dev() {
+    local file=$data_dir/kafka-dev.bootstrap deadline=$((SECONDS + ready_timeout_s))
+    until [[ -s "$file" ]]; do
+        ((SECONDS < deadline)) || die "cofre-kafka-dev wrote no bootstrap list to $file"
+        sleep 0.1
+    done
+    facts[brokers]=$(<"$file")
+}
+
+# The demo client of the walkthrough: made at first start, and its secret kept in var/data
+# (cofre-auth makes the file hold a working secret, run after run).
 demo_secret=""
 # shellcheck disable=SC2317 # called by start_service, through its name
 setup_cofre_auth() {
     local secret_file=$data_dir/demo-client.secret
-    if [[ ! -s "$secret_file" ]]; then
-        (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secret_file")
-    fi
-    demo_secret=$(<"$secret_file")
     local -a env=()
     common_env env
-    # cofre-auth's command that creates the client when missing (and leaves it otherwise).
-    if ! env "${env[@]}" COFRE_DB="sqlite:$data_dir/auth.db" "$bin_dir/cofre-auth" client ensure \
-        --id "$demo_client_id" --secret-file "$secret_file" --scopes "$demo_scopes" \
-        >>"$log_dir/cofre-auth.log" 2>&1; then
-        echo "run.sh: could not create the demo client (see var/log/cofre-auth.log);" \
-            "the walkthrough's token step will fail" >&2
-    fi
+    env "${env[@]}" COFRE_DB="sqlite:$data_dir/auth.db" "$bin_dir/cofre-auth" client ensure \
+        --name "$demo_client_id" --scopes "$demo_scopes" --secret-file "$secret_file" \
+        >>"$log_dir/cofre-auth.log" 2>&1 ||
+        die "could not create the demo client; the end of var/log/cofre-auth.log:
+$(tail -n 5 "$log_dir/cofre-auth.log")"
+    demo_secret=$(<"$secret_file")
 }
 
 start_gateway() {
@@ -378,22 +383,15 @@ start_monitoring() {
     wait_ready monitoring "${run_pids[-1]}" http:/-/ready "$((prom_port + offset))"
 }
 
-# stop_all: the gateway first (gracefully), then the rest in reverse start order; each gets
-# its signal, then all are waited for, up to the stop timeout (then SIGKILL). Returns 1 when
-# one did not exit 0.
+# stop_all: one by one in reverse start order (the gateway first, so nothing new reaches the
+# services; the event bus last, so nobody loses it while stopping): its signal, then a wait of
+# at most the stop timeout, then SIGKILL. Returns 1 when one did not exit 0.
 stop_all() {
     local i rc failed=0 deadline
     for ((i = ${#run_pids[@]} - 1; i >= 0; i--)); do
         kill -s "${run_stop_sigs[$i]}" "${run_pids[$i]}" 2>/dev/null || true
-        # The gateway first: nothing new reaches the services while they stop.
-        if [[ "${run_names[$i]}" == gateway ]]; then
-            deadline=$((SECONDS + stop_timeout_s))
-            while alive "${run_pids[$i]}" && ((SECONDS < deadline)); do sleep 0.05; done
-        fi
-    done
-    deadline=$((SECONDS + stop_timeout_s))
-    for i in "${!run_pids[@]}"; do
-        while alive "${run_pids[$i]}" && ((SECONDS < deadline)); do sleep 0.05; done
+        deadline=$((SECONDS + stop_timeout_s))
+        while alive "${run_pids[$i]}" && ((SECONDS < deadline)); do sleep 0.02; done
         if alive "${run_pids[$i]}"; then
             echo "run.sh: ${run_names[$i]} did not stop within ${stop_timeout_s}s: SIGKILL" >&2
             kill -KILL "${run_pids[$i]}" 2>/dev/null || true
@@ -428,7 +426,7 @@ on_signal() {
 }
 
 print_banner() {
-    local i gw_http=http://127.0.0.1:$((gw_http_port + offset)) client="" n
+    local i gw_http=http://127.0.0.1:$((gw_http_port + offset)) client="" n audit
     cat <<EOF
 
 ================================================================================
@@ -437,10 +435,9 @@ cofre is running on loopback. Data: $data_dir (kept across runs). Logs: $log_dir
                     status (never public): http://127.0.0.1:$((gw_status_port + offset))/stub_status
 EOF
     for i in "${!names[@]}"; do
-        if [[ "${portlists[$i]}" == - ]]; then
-            n=${facts[bootstrap]:-}
-        else
-            n=127.0.0.1:$((${portlists[$i]%%,*} + offset))
+        n=127.0.0.1:$((${portlists[$i]%%,*} + offset))
+        if [[ "${names[$i]}" == cofre-kafka-dev ]]; then
+            n="$n (control); brokers ${facts[brokers]}"
         fi
         printf '  %-17s %s\n' "${names[$i]}" "$n"
     done
@@ -455,7 +452,11 @@ EOF
     if has_service cofre-auth; then
         client=$demo_client_id
     fi
-    walkthrough "${facts[gateway]}" "$gw_dir/tls/cert.pem" ${client:+"$client" "$demo_secret"}
+    audit=no
+    if has_service cofre-audit; then
+        audit=yes
+    fi
+    walkthrough "${facts[gateway]}" "$gw_dir/tls/cert.pem" "$audit" ${client:+"$client" "$demo_secret"}
     cat <<EOF
 
 Logs follow, one line per event, prefixed by the service. Ctrl-C stops everything.
@@ -474,9 +475,6 @@ trap 'on_signal SIGHUP' HUP
 for i in "${!names[@]}"; do
     start_service "$i"
     ((stopping == 0)) || exit 0
-    if [[ "${names[$i]}" == cofre-kafka-dev ]]; then
-        facts[brokers]=${facts[bootstrap]:-}
-    fi
 done
 start_gateway
 if [[ "$monitoring" == 1 ]]; then
