@@ -83,26 +83,6 @@ static void set_store_ok(cofre_adapter_consumer_t *c, bool ok)
 
 /* ---- Kafka callbacks --------------------------------------------------------------------- */
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-    (void)rk;
-    cofre_adapter_consumer_t *c = opaque;
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-        atomic_store(&c->brokers_ok, false);
-    COFRE_LOG(COFRE_LOG_WARN, NULL, "kafka error",
-              COFRE_LF_STR("error", rd_kafka_err2name((rd_kafka_resp_err_t)err)),
-              COFRE_LF_STR("reason", reason));
-}
-
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    COFRE_LOG(level <= 3   ? COFRE_LOG_ERROR
-              : level <= 5 ? COFRE_LOG_WARN
-                           : COFRE_LOG_DEBUG,
-              NULL, "librdkafka", COFRE_LF_STR("facility", fac), COFRE_LF_STR("detail", buf));
-}
-
 static partition_t *part_of(cofre_adapter_consumer_t *c, int32_t p)
 {
     return p >= 0 && p < COFRE_ADAPTER_PARTITIONS_MAX ? &c->parts[p] : NULL;
@@ -150,78 +130,48 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 /* ---- set-up ------------------------------------------------------------------------------ */
 
-static bool conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
+static rd_kafka_t *new_client(cofre_adapter_consumer_t *c, rd_kafka_type_t type,
+                              rd_kafka_conf_t *conf)
 {
-    char err[256];
-    if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) == RD_KAFKA_CONF_OK)
-        return true;
-    COFRE_LOG(COFRE_LOG_ERROR, NULL, "kafka configuration refused", COFRE_LF_STR("name", name),
-              COFRE_LF_STR("error", err));
-    return false;
-}
-
-static rd_kafka_conf_t *base_conf(cofre_adapter_consumer_t *c, const char *client_id)
-{
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_opaque(conf, c);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    if (!conf_set(conf, "bootstrap.servers", c->cfg.brokers) ||
-        !conf_set(conf, "client.id", client_id)) {
+    char err[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
+    if (rk == NULL) {
+        COFRE_LOG(COFRE_LOG_ERROR, NULL, "kafka client failed", COFRE_LF_STR("error", err));
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    return conf;
+    cofre_kafka_route_logs(rk);
+    return rk;
 }
 
 static rd_kafka_t *new_consumer(cofre_adapter_consumer_t *c)
 {
-    rd_kafka_conf_t *conf = base_conf(c, "cofre-legacy");
-    if (conf == NULL)
-        return NULL;
+    rd_kafka_conf_t *conf = cofre_kafka_conf_new(&c->cfg.kafka, "cofre-legacy");
     char session[16];
     snprintf(session, sizeof(session), "%u", c->cfg.session_timeout_ms);
-    bool ok = conf_set(conf, "group.id", c->cfg.group) &&
-              conf_set(conf, "enable.auto.commit", "false") &&
-              conf_set(conf, "enable.auto.offset.store", "false") &&
-              conf_set(conf, "auto.offset.reset", "earliest") &&
-              conf_set(conf, "session.timeout.ms", session) &&
-              conf_set(conf, "heartbeat.interval.ms", "1000");
-    if (!ok) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
+    cofre_kafka_conf_set(conf, "group.id", c->cfg.group);
+    cofre_kafka_conf_set(conf, "enable.auto.commit", "false");
+    cofre_kafka_conf_set(conf, "enable.auto.offset.store", "false");
+    cofre_kafka_conf_set(conf, "auto.offset.reset", "earliest");
+    cofre_kafka_conf_set(conf, "session.timeout.ms", session);
+    cofre_kafka_conf_set(conf, "heartbeat.interval.ms", "1000");
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-    char err[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    if (rk == NULL) {
-        COFRE_LOG(COFRE_LOG_ERROR, NULL, "kafka consumer failed", COFRE_LF_STR("error", err));
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_t *rk = new_client(c, RD_KAFKA_CONSUMER, conf);
+    if (rk != NULL)
+        rd_kafka_poll_set_consumer(rk);
     return rk;
 }
 
 static rd_kafka_t *new_producer(cofre_adapter_consumer_t *c)
 {
-    rd_kafka_conf_t *conf = base_conf(c, "cofre-legacy-dlq");
-    if (conf == NULL)
-        return NULL;
-    bool ok = conf_set(conf, "enable.idempotence", "true") && conf_set(conf, "acks", "all") &&
-              conf_set(conf, "linger.ms", "5") && conf_set(conf, "message.timeout.ms", "30000");
-    if (!ok) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
+    rd_kafka_conf_t *conf = cofre_kafka_conf_new(&c->cfg.kafka, "cofre-legacy-dlq");
+    cofre_kafka_conf_set(conf, "enable.idempotence", "true");
+    cofre_kafka_conf_set(conf, "acks", "all");
+    cofre_kafka_conf_set(conf, "linger.ms", "5");
+    cofre_kafka_conf_set(conf, "message.timeout.ms", "30000");
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-    char err[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (rk == NULL) {
-        COFRE_LOG(COFRE_LOG_ERROR, NULL, "kafka producer failed", COFRE_LF_STR("error", err));
-        rd_kafka_conf_destroy(conf);
-    }
-    return rk;
+    return new_client(c, RD_KAFKA_PRODUCER, conf);
 }
 
 static int subscribe(cofre_adapter_consumer_t *c)
@@ -508,17 +458,17 @@ static void update_gauges(cofre_adapter_consumer_t *c, uint64_t now)
     }
 }
 
-/* While the brokers were reported down: a cheap metadata request says when they are back. */
+/* Every PROBE_NS, a metadata request (at most 500 ms) says whether the brokers answer. */
 static void probe_brokers(cofre_adapter_consumer_t *c, uint64_t now)
 {
-    if (atomic_load(&c->brokers_ok) || now < c->probe_next_ns)
+    if (now < c->probe_next_ns)
         return;
     c->probe_next_ns = now + PROBE_NS;
     const struct rd_kafka_metadata *md = NULL;
-    if (rd_kafka_metadata(c->rk, 0, NULL, &md, 500) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        atomic_store(&c->brokers_ok, true);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(c->rk, 0, NULL, &md, 500);
+    atomic_store(&c->brokers_ok, err == RD_KAFKA_RESP_ERR_NO_ERROR);
+    if (md != NULL)
         rd_kafka_metadata_destroy(md);
-    }
 }
 
 /* ---- the thread -------------------------------------------------------------------------- */

@@ -11,6 +11,8 @@
 #ifndef COFRE_LEGACY_ADAPTER_CONSUMER_H
 #define COFRE_LEGACY_ADAPTER_CONSUMER_H
 
+#include "cofre/kafka.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -20,12 +22,12 @@
 typedef struct cofre_adapter_consumer cofre_adapter_consumer_t;
 
 typedef struct cofre_adapter_consumer_config {
-    const char *brokers;   /* COFRE_KAFKA_BROKERS */
-    const char *group;     /* consumer group id */
-    const char *topic;     /* cofre.ledger.events */
-    const char *dlq_topic; /* cofre.legacy.dlq */
-    const char *db_url;    /* COFRE_DB: the delivery store */
-    size_t batch_max;      /* messages per store transaction, 1..COFRE_ADAPTER_BATCH_MAX */
+    cofre_kafka_config_t kafka; /* COFRE_KAFKA_BROKERS and the security settings */
+    const char *group;          /* consumer group id */
+    const char *topic;          /* cofre.ledger.events */
+    const char *dlq_topic;      /* cofre.legacy.dlq */
+    const char *db_url;         /* COFRE_DB: the delivery store */
+    size_t batch_max;           /* messages per store transaction, 1..COFRE_ADAPTER_BATCH_MAX */
     unsigned session_timeout_ms;
     /* Called (on the consumer thread) after new deliveries became durable. */
     void (*stored)(void *data);

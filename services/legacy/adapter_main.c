@@ -10,6 +10,7 @@
 #include "cofre/config.h"
 #include "cofre/db.h"
 #include "cofre/http.h"
+#include "cofre/kafka.h"
 #include "cofre/log.h"
 #include "cofre/metrics.h"
 #include "cofre/service.h"
@@ -34,7 +35,8 @@ static const char usage[] =
     "                              one JSON line per difference, then a summary; exit 1 on\n"
     "                              any difference, 2 when an input cannot be read\n"
     "\n"
-    "serve reads cofre.ledger.events (COFRE_KAFKA_BROKERS, required) in its own consumer\n"
+    "serve reads cofre.ledger.events (COFRE_KAFKA_BROKERS, required; COFRE_KAFKA_SECURITY_*,\n"
+    "COFRE_KAFKA_SASL_*, COFRE_KAFKA_SSL_CA_FILE as for every service) in its own consumer\n"
     "group, keeps the delivery state in COFRE_DB (sqlite:PATH, default sqlite:var/legacy.db),\n"
     "serves /healthz, /readyz and /metrics on COFRE_LISTEN (default 127.0.0.1:8084), and:\n"
     "  COFRE_LEGACY_HOST                  host:port of the legacy host (127.0.0.1:8583)\n"
@@ -116,9 +118,10 @@ static void read_delivery(cofre_config_t *c, cofre_adapter_engine_config_t *e)
 static void read_kafka(cofre_service_t *svc, cofre_adapter_consumer_config_t *k)
 {
     cofre_config_t *c = &svc->config;
-    k->brokers = svc->kafka_brokers;
-    if (k->brokers[0] == '\0')
-        cofre_config_reject(c, "COFRE_KAFKA_BROKERS", "", "the brokers cofre-legacy consumes from");
+    cofre_kafka_config_read(c, svc->kafka_brokers, &k->kafka);
+    if (!cofre_kafka_brokers_valid(svc->kafka_brokers))
+        cofre_config_reject(c, "COFRE_KAFKA_BROKERS", svc->kafka_brokers,
+                            "host:port[,host:port...]: the brokers cofre-legacy consumes from");
     k->group = cofre_config_str(c, "COFRE_LEGACY_GROUP", "cofre-legacy");
     k->topic = cofre_config_str(c, "COFRE_LEGACY_TOPIC", "cofre.ledger.events");
     k->dlq_topic = cofre_config_str(c, "COFRE_LEGACY_DLQ_TOPIC", "cofre.legacy.dlq");

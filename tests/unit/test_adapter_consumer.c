@@ -123,7 +123,7 @@ static void sleep_ms(long ms)
 
 static cofre_adapter_consumer_t *start(void)
 {
-    cofre_adapter_consumer_config_t cfg = {.brokers = bootstrap,
+    cofre_adapter_consumer_config_t cfg = {.kafka = {.brokers = bootstrap},
                                            .group = GROUP,
                                            .topic = TOPIC,
                                            .dlq_topic = DLQ,
