@@ -1,6 +1,6 @@
 /*
  * throttle.c: token buckets in a set-associative table. A bucket holds up to `burst` tokens
- * in thousandths; a failure takes 1000, time gives back burst * 1000 per period. A bucket may
+ * in millionths; a failure takes a whole one, time gives back `burst` per period. A bucket may
  * go below zero when failures raced past the check, which only lengthens the wait.
  */
 #include "auth/throttle.h"
@@ -14,12 +14,12 @@
 #include <string.h>
 
 #define WAYS  4
-#define MILLI 1000
+#define MILLI 1000000 /* fractions of a token */
 
 typedef struct entry {
     bool used;
     char key[COFRE_THROTTLE_KEY_MAX + 1];
-    int64_t milli_tokens;
+    int64_t micro_tokens;
     uint64_t updated_ms;
 } entry_t;
 
@@ -28,7 +28,7 @@ struct cofre_throttle {
     uint8_t hash_key[crypto_shorthash_KEYBYTES];
     entry_t *entries;
     size_t nsets;
-    int64_t capacity; /* milli-tokens */
+    int64_t capacity; /* in MILLI per token */
     unsigned period_s;
     size_t used;
 };
@@ -60,11 +60,10 @@ static void refill(const cofre_throttle_t *t, entry_t *e, uint64_t now_ms)
 {
     if (now_ms <= e->updated_ms)
         return;
-    uint64_t elapsed = now_ms - e->updated_ms;
-    /* capacity per period: capacity * elapsed / (period_s * 1000) milli-tokens */
-    int64_t gain = (int64_t)((uint64_t)t->capacity * COFRE_MIN(elapsed, 86400000u * 2) /
-                             ((uint64_t)t->period_s * 1000u));
-    e->milli_tokens = COFRE_MIN(t->capacity, e->milli_tokens + gain);
+    uint64_t period_ms = (uint64_t)t->period_s * 1000u;
+    uint64_t elapsed = COFRE_MIN(now_ms - e->updated_ms, period_ms); /* a period fills it */
+    int64_t gain = (int64_t)((uint64_t)t->capacity * elapsed / period_ms);
+    e->micro_tokens = COFRE_MIN(t->capacity, e->micro_tokens + gain);
     e->updated_ms = now_ms;
 }
 
@@ -93,7 +92,7 @@ static entry_t *find(cofre_throttle_t *t, const char *key, uint64_t now_ms, bool
             continue;
         }
         refill(t, e, now_ms);
-        if (victim == NULL || (victim->used && e->milli_tokens > victim->milli_tokens))
+        if (victim == NULL || (victim->used && e->micro_tokens > victim->micro_tokens))
             victim = e;
     }
     if (!create)
@@ -103,7 +102,7 @@ static entry_t *find(cofre_throttle_t *t, const char *key, uint64_t now_ms, bool
     memcpy(victim->key, key, len);
     victim->key[len] = '\0';
     victim->used = true;
-    victim->milli_tokens = t->capacity;
+    victim->micro_tokens = t->capacity;
     victim->updated_ms = now_ms;
     return victim;
 }
@@ -115,9 +114,9 @@ unsigned cofre_throttle_check(cofre_throttle_t *t, const char *key, uint64_t now
     unsigned wait_s = 0;
     if (e != NULL) {
         refill(t, e, now_ms);
-        if (e->milli_tokens < MILLI) {
+        if (e->micro_tokens < MILLI) {
             /* ms until one whole token: (MILLI - tokens) * period_ms / capacity, rounded up */
-            uint64_t missing = (uint64_t)(MILLI - e->milli_tokens);
+            uint64_t missing = (uint64_t)(MILLI - e->micro_tokens);
             uint64_t ms =
                 (missing * t->period_s * 1000u + (uint64_t)t->capacity - 1) / (uint64_t)t->capacity;
             wait_s = (unsigned)COFRE_MAX((ms + 999) / 1000, 1);
@@ -132,7 +131,7 @@ void cofre_throttle_fail(cofre_throttle_t *t, const char *key, uint64_t now_ms)
     pthread_mutex_lock(&t->lock);
     entry_t *e = find(t, key, now_ms, true);
     refill(t, e, now_ms);
-    e->milli_tokens = COFRE_MAX(e->milli_tokens - MILLI, -t->capacity);
+    e->micro_tokens = COFRE_MAX(e->micro_tokens - MILLI, -t->capacity);
     pthread_mutex_unlock(&t->lock);
 }
 
