@@ -120,3 +120,30 @@ def test_defaults_agree_with_compose_and_ingress():
     for size in ("client_max_body_size 64k;", "client_max_body_size 256k;"):
         assert size in text and size in compose
     assert "non_idempotent" in text and "non_idempotent" in compose
+
+
+def test_kubernetes_settings_render(prefix):
+    """deploy/gateway/kubernetes.env renders (every value valid) to upstreams on the cluster's
+    Service names and nothing of this machine; with its names swapped for addresses (there is
+    no cluster DNS here) the same file passes nginx -t."""
+    env = {}
+    for line in open(os.path.join(GATEWAY_DIR, "kubernetes.env"), encoding="utf-8"):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key] = value
+    conf = os.path.join(prefix, "k8s.conf")
+    render(dict(env, PATH=os.environ["PATH"]), conf)
+    text = open(conf, encoding="utf-8").read()
+    for svc, port in (("cofre-core", 8081), ("cofre-auth", 8082), ("cofre-audit", 8083)):
+        assert f"server {svc}.cofre.svc.cluster.local:{port} " in text
+    assert REPO not in text and prefix not in text
+    tls = os.path.join(prefix, "tls")
+    local = {k: v.replace(".cofre.svc.cluster.local", "") for k, v in env.items()}
+    local.update({k: "127.0.0.1:" + v.split(":")[1] for k, v in env.items()
+                  if k.endswith("_UPSTREAMS")})
+    local.update(COFRE_GW_TLS_CERT=f"{tls}/cert.pem", COFRE_GW_TLS_KEY=f"{tls}/key.pem",
+                 COFRE_GW_PID=f"{prefix}/nginx.pid", COFRE_GW_TEMP_DIR=f"{prefix}/tmp",
+                 PATH=os.environ["PATH"])
+    render(local, conf)
+    nginx_test(prefix, conf)
