@@ -14,7 +14,7 @@
 #                                        when given); tests/gateway runs it
 #
 # Environment:
-#   COFRE_BIN_DIR         the binaries (default build/bin)
+#   COFRE_BIN_DIR         the binaries (default $BUILD_DIR/bin, as make passes it; build/bin)
 #   COFRE_VAR_DIR         data, logs and the gateway's files (default var/)
 #   COFRE_PORT_OFFSET     added to every port (default 0), to run a second platform beside one
 #   COFRE_READY_TIMEOUT_S how long each part may take to become ready (default 30)
@@ -58,7 +58,7 @@ demo_client_id=demo
 # It owns the accounts it opens, so it needs no ledger:admin.
 demo_scopes="accounts:read accounts:write transfers:read transfers:write audit:read"
 
-bin_dir=${COFRE_BIN_DIR:-$repo/build/bin}
+bin_dir=${COFRE_BIN_DIR:-$repo/${BUILD_DIR:-build}/bin}
 var_dir=${COFRE_VAR_DIR:-$repo/var}
 offset=${COFRE_PORT_OFFSET:-0}
 ready_timeout_s=${COFRE_READY_TIMEOUT_S:-30}
@@ -412,6 +412,10 @@ stop_all() {
 on_exit() {
     local rc=$?
     trap - EXIT INT TERM HUP
+    # A signal during the start (a probe or a sleep interrupted) is a stop asked for, not an error.
+    if ((stopping)); then
+        rc=0
+    fi
     if ((${#run_pids[@]})); then
         stop_all || rc=1
     fi

@@ -246,3 +246,19 @@ def test_monitoring_beside_the_platform(var_dir):
         rc = run.interrupt()
     assert rc == 0, run.err()
     assert_all_ports_free(off, PORTS + MONITORING_PORTS)
+
+
+def test_ctrl_c_while_starting(var_dir):
+    """Ctrl-C before the platform is ready stops what was started, with status 0."""
+    off = pick_offset(PORTS)
+    run = Run(var_dir, off)
+    first = os.path.join(var_dir, "log", "cofre-core-1.log")
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not os.path.exists(first) and time.monotonic() < deadline:
+        if run.proc.poll() is not None:
+            pytest.fail(f"run.sh exited {run.proc.returncode}:\n{run.err()}")
+        time.sleep(0.01)
+    assert "run.sh: ready" not in run.err()
+    rc = run.interrupt()
+    assert rc == 0, (rc, run.err())
+    assert_all_ports_free(off)
