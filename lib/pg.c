@@ -35,7 +35,13 @@ typedef struct query {
     const char *values[COFRE_PG_PARAMS_MAX];
     int lengths[COFRE_PG_PARAMS_MAX];
     int formats[COFRE_PG_PARAMS_MAX];
+    uint64_t hash;     /* of sql: names the prepared statement */
+    bool named;        /* sent as a named prepared statement */
+    bool prepare_sent; /* its Parse went with this round */
 } query_t;
+
+/* Named statements prepared on the current connection (beyond this, unnamed ones are used). */
+#define PREPARED_MAX 64
 
 struct cofre_pg {
     cofre_pg_config_t cfg;
@@ -50,6 +56,10 @@ struct cofre_pg {
     int nresults;
     PGresult *results[COFRE_PG_ROUND_MAX];
     char sqlstate[6];
+    bool unnamed_only; /* named statements failed here once (a transaction-mode pooler) */
+    bool fallback;     /* the last round failed because of named statements */
+    int nprepared;
+    uint64_t prepared[PREPARED_MAX];
 };
 
 /* ---- connecting ------------------------------------------------------------------------- */
@@ -82,6 +92,7 @@ void cofre_pg_disconnect(cofre_pg_t *pg)
     if (pg->conn != NULL)
         PQfinish(pg->conn);
     pg->conn = NULL;
+    pg->nprepared = 0;
 }
 
 void cofre_pg_free(cofre_pg_t *pg)
@@ -222,6 +233,10 @@ void cofre_pg_add(cofre_pg_t *pg, const char *sql, const cofre_pg_param_t *param
     query_t *q = &pg->queued[pg->nqueued++];
     q->sql = sql;
     q->nparams = nparams;
+    q->named = q->prepare_sent = false;
+    q->hash = 1469598103934665603u; /* FNV-1a */
+    for (const char *c = sql; *c != '\0'; c++)
+        q->hash = (q->hash ^ (uint8_t)*c) * 1099511628211u;
     for (int i = 0; i < nparams; i++) {
         q->types[i] = params[i].type;
         q->values[i] = params[i].value;
@@ -282,21 +297,50 @@ static int flush_all(PGconn *conn, uint64_t deadline)
     }
 }
 
-static int send_round(cofre_pg_t *pg, uint64_t deadline)
+static bool is_prepared(const cofre_pg_t *pg, uint64_t hash)
+{
+    for (int i = 0; i < pg->nprepared; i++)
+        if (pg->prepared[i] == hash)
+            return true;
+    return false;
+}
+
+static void statement_name(uint64_t hash, char name[32])
+{
+    snprintf(name, 32, "cofre_%016" PRIx64, hash);
+}
+
+/*
+ * Sends one query: a named prepared statement (Parse once per connection, then Bind/Execute
+ * only: no parsing or planning per batch) when allowed, otherwise the unnamed statement.
+ * The name is a hash of the SQL text, so a name always means the same statement.
+ */
+static int send_query(cofre_pg_t *pg, query_t *q)
 {
     PGconn *conn = pg->conn;
-    for (int i = 0; i < pg->nqueued; i++) {
-        const query_t *q = &pg->queued[i];
-        int ok = !pg->cfg.pipeline && q->nparams == 0
-                     ? PQsendQuery(conn, q->sql)
-                     : PQsendQueryParams(conn, q->sql, q->nparams, q->types, q->values, q->lengths,
-                                         q->formats, 0);
-        if (ok != 1)
+    if (!pg->cfg.pipeline && q->nparams == 0)
+        return PQsendQuery(conn, q->sql);
+    q->named = pg->cfg.prepare && !pg->unnamed_only && pg->cfg.pipeline && q->nparams > 0 &&
+               (is_prepared(pg, q->hash) || pg->nprepared < PREPARED_MAX);
+    if (!q->named)
+        return PQsendQueryParams(conn, q->sql, q->nparams, q->types, q->values, q->lengths,
+                                 q->formats, 0);
+    char name[32];
+    statement_name(q->hash, name);
+    q->prepare_sent = !is_prepared(pg, q->hash);
+    if (q->prepare_sent && PQsendPrepare(conn, name, q->sql, q->nparams, q->types) != 1)
+        return 0;
+    return PQsendQueryPrepared(conn, name, q->nparams, q->values, q->lengths, q->formats, 0);
+}
+
+static int send_round(cofre_pg_t *pg, uint64_t deadline)
+{
+    for (int i = 0; i < pg->nqueued; i++)
+        if (send_query(pg, &pg->queued[i]) != 1)
             return COFRE_EUNAVAIL;
-    }
-    if (pg->cfg.pipeline && PQpipelineSync(conn) != 1)
+    if (pg->cfg.pipeline && PQpipelineSync(pg->conn) != 1)
         return COFRE_EUNAVAIL;
-    return flush_all(conn, deadline);
+    return flush_all(pg->conn, deadline);
 }
 
 /* Next result, waiting for input as needed; *out NULL marks the end of a query's results. */
@@ -327,6 +371,30 @@ static void keep(cofre_pg_t *pg, int i, PGresult *r)
     }
 }
 
+/* Reads the result of the Parse sent before query i; remembers the statement when it worked,
+ * and keeps its error as the query's (the query itself is then only "aborted"). */
+static int read_prepare(cofre_pg_t *pg, int i, uint64_t deadline)
+{
+    bool ok = false;
+    for (;;) {
+        PGresult *r = NULL;
+        int rc = next_result(pg->conn, deadline, &r);
+        if (rc != 0)
+            return rc;
+        if (r == NULL)
+            break;
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (ok)
+            PQclear(r);
+        else
+            keep(pg, i, r);
+    }
+    uint64_t hash = pg->queued[i].hash;
+    if (ok && !is_prepared(pg, hash) && pg->nprepared < PREPARED_MAX)
+        pg->prepared[pg->nprepared++] = hash;
+    return 0;
+}
+
 static int read_round(cofre_pg_t *pg, uint64_t deadline)
 {
     PGconn *conn = pg->conn;
@@ -334,6 +402,11 @@ static int read_round(cofre_pg_t *pg, uint64_t deadline)
     for (int i = 0; i < pg->nresults; i++)
         pg->results[i] = NULL;
     for (int i = 0; i < pg->nresults; i++) {
+        if (pg->queued[i].prepare_sent) {
+            int rc = read_prepare(pg, i, deadline);
+            if (rc != 0)
+                return rc;
+        }
         for (;;) {
             PGresult *r = NULL;
             int rc = next_result(conn, deadline, &r);
@@ -367,6 +440,18 @@ static int round_error(cofre_pg_t *pg)
         const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
         snprintf(pg->sqlstate, sizeof(pg->sqlstate), "%s", state != NULL ? state : "");
         int rc = state != NULL ? cofre_pg_map_sqlstate(state) : COFRE_EIO;
+        if (pg->queued[i].named &&
+            (strcmp(pg->sqlstate, "26000") == 0 || strcmp(pg->sqlstate, "42P05") == 0)) {
+            /* A prepared statement vanished or was there already: another client's session
+             * shares this server connection (PgBouncer in transaction mode). */
+            COFRE_LOG(COFRE_LOG_WARN, NULL,
+                      "named prepared statements do not survive here (a transaction-mode "
+                      "pooler?): using unnamed statements from now on",
+                      COFRE_LF_STR("sqlstate", pg->sqlstate));
+            pg->unnamed_only = true;
+            pg->fallback = true;
+            return COFRE_ECONFLICT;
+        }
         const char *msg = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
         COFRE_LOG(rc == COFRE_ECONFLICT ? COFRE_LOG_DEBUG : COFRE_LOG_WARN, NULL,
                   "postgresql statement failed", COFRE_LF_STR("sqlstate", pg->sqlstate),
@@ -414,7 +499,15 @@ int cofre_pg_exchange(cofre_pg_t *pg, bool retry_safe)
     pg->sqlstate[0] = '\0';
     bool fresh = pg->conn == NULL;
     bool broken = false, timed_out = false;
+    pg->fallback = false;
     int rc = exchange_once(pg, &broken, &timed_out);
+    /* Named statements just turned out unusable: outside a transaction nothing happened that
+     * a resend with unnamed ones would repeat; inside one the caller redoes it (conflict). */
+    if (pg->fallback && !cofre_pg_in_transaction(pg)) {
+        clear_results(pg);
+        pg->sqlstate[0] = '\0';
+        rc = exchange_once(pg, &broken, &timed_out);
+    }
     /* A connection that broke while idle (a restart, a pooler's timeout) is not news: redo a
      * round that cannot have had an effect on a new connection, once. */
     if (broken && !timed_out && retry_safe && !fresh) {

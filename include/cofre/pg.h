@@ -47,6 +47,11 @@ typedef struct cofre_pg_config {
     unsigned round_timeout_ms;    /* one round trip (0: 6000) */
     unsigned backoff_max_ms;      /* longest wait between connection attempts (0: 2000) */
     bool pipeline;                /* pipeline mode; false allows multi-statement SQL */
+    /* Named prepared statements (parsed and planned once per connection). They do not work
+     * through a transaction-mode pooler (PgBouncer 1.18): the first round that finds out
+     * fails with COFRE_ECONFLICT (or is resent at once outside a transaction), and the
+     * handle uses unnamed statements from then on. */
+    bool prepare;
 } cofre_pg_config_t;
 
 /* A query parameter: text (binary false) or binary (an array from cofre_pg_array_finish). */

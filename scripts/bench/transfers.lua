@@ -6,7 +6,8 @@ local counter = 0
 local thread_tag = ""
 
 function setup(thread)
-    thread:set("tag", tostring(math.random(1, 1e9)))
+    -- The time keeps keys of one run apart from the last run's (Lua's default seed is fixed).
+    thread:set("tag", tostring(os.time() * 1000 + math.random(1, 999)))
 end
 
 function init(args)

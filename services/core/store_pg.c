@@ -35,7 +35,8 @@
 #define TXN_SETTINGS                                                                               \
     "SELECT set_config('lock_timeout', '2s', true), "                                              \
     "set_config('statement_timeout', '5s', true), "                                                \
-    "set_config('idle_in_transaction_session_timeout', '10s', true)"
+    "set_config('idle_in_transaction_session_timeout', '10s', true), "                             \
+    "set_config('plan_cache_mode', 'force_generic_plan', true)"
 #define CONNECT_TIMEOUT_MS 2000
 #define ROUND_TIMEOUT_MS   6000
 #define BACKOFF_MAX_MS     2000
@@ -739,6 +740,7 @@ int cofre_store_pg_open(const char *url, bool readonly, cofre_store_t **out)
         .round_timeout_ms = ROUND_TIMEOUT_MS,
         .backoff_max_ms = BACKOFF_MAX_MS,
         .pipeline = true,
+        .prepare = true,
     });
     for (int i = 0; i < A_COUNT_; i++)
         cofre_pg_array_init(&s->arrays[i], array_types[i]);
