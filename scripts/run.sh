@@ -37,13 +37,14 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 #              bus), {gateway} the gateway's HTTPS URL (the public base URL, the token issuer)
 # Beside these, every service gets COFRE_LOG_LEVEL, COFRE_DRAIN_S=0, COFRE_KAFKA_BROKERS and the
 # token settings (COFRE_AUTH_* and COFRE_JWKS_URL when cofre-auth is built, else COFRE_AUTH=off).
-# A function setup_NAME (dashes as underscores), when defined below, runs once NAME is ready.
+# A function prepare_NAME (dashes as underscores), when defined below, runs before NAME starts;
+# setup_NAME runs once NAME is ready.
 services_table='
 cofre-kafka-dev   cofre-kafka-dev   8092       http:/readyz   COFRE_KAFKA_DEV_BOOTSTRAP_FILE={data}/kafka-dev.bootstrap
 cofre-auth        cofre-auth        8082       http:/readyz   COFRE_DB=sqlite:{data}/auth.db COFRE_AUTH_TRUSTED_PROXIES=127.0.0.1
 cofre-core-1      cofre-core        8081       http:/readyz   COFRE_DB=sqlite:{data}/core.db
 cofre-core-2      cofre-core        8091       http:/readyz   COFRE_DB=sqlite:{data}/core.db
-cofre-audit       cofre-audit       8083       http:/readyz   COFRE_DB=sqlite:{data}/audit.db
+cofre-audit       cofre-audit       8083       http:/readyz   COFRE_DB=sqlite:{data}/audit.db COFRE_AUDIT_SIGNING_KEY_FILE={data}/audit-signing.key
 cofre-legacy-sim  cofre-legacy-sim  8583,8585  tcp            COFRE_DB=sqlite:{data}/legacy-sim.db COFRE_SIM_CONTROL=127.0.0.1:{port:8585}
 cofre-legacy      cofre-legacy      8084       http:/readyz   COFRE_DB=sqlite:{data}/legacy.db COFRE_LEGACY_HOST=127.0.0.1:{port:8583}
 '
@@ -99,7 +100,7 @@ EOF
 # 2. Three EUR accounts, with ids we choose: a settlement account (it may go negative: money
 #    enters the ledger through it) and two customers (never below zero). Every POST carries an
 #    Idempotency-Key: sending it again replays the first answer instead of acting twice.
-BANK=$(cat /proc/sys/kernel/random/uuid) ALICE=$(cat /proc/sys/kernel/random/uuid) BOB=$(cat /proc/sys/kernel/random/uuid)
+BANK=$(cat /proc/sys/kernel/random/uuid) ALICE=$(cat /proc/sys/kernel/random/uuid) BOB=$(cat /proc/sys/kernel/random/uuid) PAY=$(cat /proc/sys/kernel/random/uuid)
 cofre "$GW/v1/accounts" -H "Idempotency-Key: open-$BANK" -d '{"id":"'$BANK'","owner":"demo","currency":"EUR","flags":{"no_overdraft":false}}'
 cofre "$GW/v1/accounts" -H "Idempotency-Key: open-$ALICE" -d '{"id":"'$ALICE'","owner":"demo","currency":"EUR"}'
 cofre "$GW/v1/accounts" -H "Idempotency-Key: open-$BOB" -d '{"id":"'$BOB'","owner":"demo","currency":"EUR"}'
@@ -107,16 +108,19 @@ cofre "$GW/v1/accounts" -H "Idempotency-Key: open-$BOB" -d '{"id":"'$BOB'","owne
 cofre "$GW/v1/transfers" -H "Idempotency-Key: deposit-$ALICE" -d '{"debit_account_id":"'$BANK'","credit_account_id":"'$ALICE'","amount":10000,"currency":"EUR","reference":"deposit"}'
 # 4. A transfer of 25.00 EUR from Alice to Bob, then the same request again: the second answer
 #    is the first one replayed (Idempotency-Replayed: true), not a second transfer.
-cofre "$GW/v1/transfers" -H "Idempotency-Key: pay-$ALICE-1" -d '{"debit_account_id":"'$ALICE'","credit_account_id":"'$BOB'","amount":2500,"currency":"EUR","reference":"rent"}'
-cofre "$GW/v1/transfers" -H "Idempotency-Key: pay-$ALICE-1" -d '{"debit_account_id":"'$ALICE'","credit_account_id":"'$BOB'","amount":2500,"currency":"EUR","reference":"rent"}' -o /dev/null -w 'status %{http_code}, replayed: %header{idempotency-replayed}\n'
+cofre "$GW/v1/transfers" -H "Idempotency-Key: pay-$PAY" -d '{"id":"'$PAY'","debit_account_id":"'$ALICE'","credit_account_id":"'$BOB'","amount":2500,"currency":"EUR","reference":"rent"}'
+cofre "$GW/v1/transfers" -H "Idempotency-Key: pay-$PAY" -d '{"id":"'$PAY'","debit_account_id":"'$ALICE'","credit_account_id":"'$BOB'","amount":2500,"currency":"EUR","reference":"rent"}' -o /dev/null -w 'status %{http_code}, replayed: %header{idempotency-replayed}\n'
 # 5. The balances: settlement -10000, Alice 7500, Bob 2500. Then Alice's transfers, newest first.
 for a in $BANK $ALICE $BOB; do cofre "$GW/v1/accounts/$a" | jq -c '{id, balance}'; done
 cofre "$GW/v1/accounts/$ALICE/transfers" | jq -c '.data[] | {amount, debit_account_id, credit_account_id, reference}'
 EOF
     if [[ "$audit" == yes ]]; then
         cat <<'EOF'
-# 6. The audit trail of Alice's account, and its integrity check.
-cofre "$GW/v1/audit/events?subject=$ALICE" | jq -c '.data[] | {type, subject}'
+# 6. The audit trail: the events reach cofre-audit through Kafka within moments, each record
+#    with the request id and trace id the gateway gave the request. Then the check of the
+#    whole hash chain.
+sleep 3
+cofre "$GW/v1/audit/events?subject=$PAY" | jq -c '.data[] | {type, subject, request_id, trace_id}'
 cofre "$GW/v1/audit/verify"
 EOF
     fi
@@ -315,6 +319,9 @@ start_service() {
     for word in ${envs[$i]}; do
         env+=("$(expand "$word")")
     done
+    if declare -F "prepare_${name//-/_}" >/dev/null; then
+        "prepare_${name//-/_}"
+    fi
     launch "$name" INT env "${env[@]}" "$bin_dir/${binaries[$i]}"
     wait_ready "$name" "${run_pids[-1]}" "${probes[$i]}" "$port"
     if declare -F "setup_${name//-/_}" >/dev/null; then
@@ -331,6 +338,15 @@ setup_cofre_kafka_dev() {
         sleep 0.1
     done
     facts[brokers]=$(<"$file")
+}
+
+# The audit trail's checkpoint signing key, made once and kept with the trail.
+# shellcheck disable=SC2317 # called by start_service, through its name
+prepare_cofre_audit() {
+    local key=$data_dir/audit-signing.key
+    [[ -s "$key" ]] && return 0
+    "$bin_dir/cofre-audit" keygen "$key" >>"$log_dir/cofre-audit.keygen.log" 2>&1 ||
+        die "cofre-audit keygen failed: $(tail -n 3 "$log_dir/cofre-audit.keygen.log")"
 }
 
 # The demo client of the walkthrough: made at first start, and its secret kept in var/data

@@ -47,6 +47,13 @@ def check_walkthrough_output(lines):
     assert balances == {bank["id"]: -10000, alice["id"]: 7500, bob["id"]: 2500}, balances
     listed = [o for o in objs if "reference" in o and "id" not in o]
     assert [o["reference"] for o in listed] == ["rent", "deposit"], listed
+    verify = [o for o in objs if "ok" in o]
+    if verify:  # cofre-audit runs: the transfer's record, with the ids the gateway gave
+        assert verify[-1]["ok"] is True and verify[-1]["records"] >= 5, verify
+        audit = [o for o in objs if o.get("type") == "cofre.transfer.posted"]
+        assert [o["subject"] for o in audit] == [pay["id"]], audit
+        assert HEX32.match(audit[0]["request_id"]), audit
+        assert audit[0]["trace_id"] == audit[0]["request_id"], audit
     return bank, alice, bob
 
 
