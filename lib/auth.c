@@ -76,7 +76,7 @@ struct cofre_auth {
     cofre_jwt_policy_t policy;
     cofre_url_t url;
     cofre_url_t revocations_url;
-    const EVP_MD *sha256;
+    EVP_MD *sha256; /* fetched once: an implicit fetch per digest costs more than the digest */
 
     pthread_rwlock_t revoked_lock;
     char (*revoked)[COFRE_CLIENT_ID_MAX + 1]; /* sorted client ids */
@@ -688,7 +688,8 @@ cofre_auth_t *cofre_auth_start(const cofre_auth_config_t *cfg)
     if (cfg->revocations_url != NULL)
         COFRE_ASSERT(cofre_fetch_parse_url(cfg->revocations_url, &a->revocations_url) == 0);
     pthread_rwlock_init(&a->revoked_lock, NULL);
-    a->sha256 = EVP_sha256();
+    a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    COFRE_ASSERT(a->sha256 != NULL);
     pthread_rwlock_init(&a->keys_lock, NULL);
     pthread_mutex_init(&a->mu, NULL);
     pthread_condattr_t attr;
@@ -750,6 +751,7 @@ void cofre_auth_free(cofre_auth_t *a)
         pthread_mutex_destroy(&a->sets[i].lock);
     free(a->sets);
     cofre_jwks_free(a->keys);
+    EVP_MD_free(a->sha256);
     free(a->revoked);
     pthread_rwlock_destroy(&a->revoked_lock);
     pthread_rwlock_destroy(&a->keys_lock);
