@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole cofre platform on one machine, on loopback: what `make run` starts once it has
 # installed what is missing and built. Starts every built service of the table below on its
-# embedded defaults (SQLite files under var/data, kept across runs), then the NGINX gateway in
+# embedded defaults (SQLite files under var/, kept across runs), then the NGINX gateway in
 # front of them, waits until each answers (bounded), prints the URLs and a walkthrough with curl,
 # and streams every log line prefixed with its service's name. Ctrl-C (or SIGTERM) stops the
 # gateway gracefully, then sends SIGINT to each service in reverse start order, waiting for each
@@ -140,13 +140,20 @@ fi
 command -v nginx >/dev/null || die "nginx is not installed (scripts/deps.sh run installs it)"
 command -v curl >/dev/null || die "curl is not installed (scripts/deps.sh run installs it)"
 command -v setsid >/dev/null || die "setsid (util-linux) is missing"
+if [[ "$monitoring" == 1 ]]; then
+    for tool in prometheus prometheus-alertmanager; do
+        command -v "$tool" >/dev/null || die "MONITORING=1 needs $tool (scripts/deps.sh test installs it)"
+    done
+fi
 
 # -- the parts that will run -------------------------------------------------------------------
 
-data_dir=$var_dir/data
+# The databases sit where each service looks by default (var/core.db, var/auth.db, ...), so
+# their commands (cofre-audit verify, cofre-legacy reconcile, ...) find them without flags.
+data_dir=$var_dir
 log_dir=$var_dir/log
 gw_dir=$var_dir/gateway
-mkdir -p "$data_dir" "$log_dir" "$gw_dir/tmp" "$gw_dir/tls"
+mkdir -p "$log_dir" "$gw_dir/tmp" "$gw_dir/tls"
 # NGINX's workers (nobody, when started as root) must reach the gateway's directory.
 chmod 0755 "$var_dir" "$gw_dir" 2>/dev/null || true
 
@@ -349,7 +356,7 @@ prepare_cofre_audit() {
         die "cofre-audit keygen failed: $(tail -n 3 "$log_dir/cofre-audit.keygen.log")"
 }
 
-# The demo client of the walkthrough: made at first start, and its secret kept in var/data
+# The demo client of the walkthrough: made at first start, and its secret kept in var/
 # (cofre-auth makes the file hold a working secret, run after run).
 demo_secret=""
 # shellcheck disable=SC2317 # called by start_service, through its name

@@ -120,7 +120,7 @@ def walkthrough_from(stdout):
 
 def demo_token_header(var_dir, https, ca):
     """A bearer token of run.sh's demo client when cofre-auth runs (no header otherwise)."""
-    secret_file = os.path.join(var_dir, "data", "demo-client.secret")
+    secret_file = os.path.join(var_dir, "demo-client.secret")
     if not os.path.exists(secret_file):
         return {}
     secret = open(secret_file, encoding="utf-8").read().strip()
