@@ -582,6 +582,34 @@ static void probe(cofre_adapter_engine_t *e, uint64_t now)
     cofre_adapter_pool_send(e->pool, s);
 }
 
+/* True when a 0200 sent now with stan would repeat d's last transmission (same fields 11 and
+ * 7): the host would take it for that (reversed) transmission arriving late, and refuse it. */
+static bool repeats_last(const delivery_t *d, uint32_t stan)
+{
+    if (d->row.attempts == 0 || d->row.stan != stan)
+        return false;
+    char now_f7[11], last_f7[11];
+    cofre_link_format_time(cofre_now_wall_us(), now_f7, NULL, NULL);
+    cofre_link_format_time(d->row.sent_at_us, last_f7, NULL, NULL);
+    return memcmp(now_f7, last_f7, 10) == 0;
+}
+
+/* A slot for d's next request (the pool has room). */
+static cofre_adapter_slot_t *reserve_for(cofre_adapter_engine_t *e, const delivery_t *d,
+                                         bool reversal)
+{
+    cofre_adapter_slot_t *s = cofre_adapter_pool_reserve(
+        e->pool, reversal ? COFRE_ADAPTER_REQ_REVERSAL : COFRE_ADAPTER_REQ_TRANSFER);
+    COFRE_ASSERT(s != NULL);
+    /* Taken again, a slot comes with the connection's next STAN. */
+    for (int i = 0; i < 3 && !reversal && repeats_last(d, s->stan); i++) {
+        cofre_adapter_pool_cancel(e->pool, s);
+        s = cofre_adapter_pool_reserve(e->pool, COFRE_ADAPTER_REQ_TRANSFER);
+        COFRE_ASSERT(s != NULL);
+    }
+    return s;
+}
+
 /* Sends reversals first, then 0200s (unless the store just failed), while allowed. */
 static void dispatch(cofre_adapter_engine_t *e, uint64_t now)
 {
@@ -594,11 +622,9 @@ static void dispatch(cofre_adapter_engine_t *e, uint64_t now)
         if (q == NULL || !cofre_adapter_breaker_acquire(&e->breaker, now))
             break;
         bool reversal = q == &e->reverse_q;
-        cofre_adapter_slot_t *s = cofre_adapter_pool_reserve(
-            e->pool, reversal ? COFRE_ADAPTER_REQ_REVERSAL : COFRE_ADAPTER_REQ_TRANSFER);
-        COFRE_ASSERT(s != NULL);
-        s->epoch = cofre_adapter_breaker_epoch(&e->breaker);
         delivery_t *d = pop(q);
+        cofre_adapter_slot_t *s = reserve_for(e, d, reversal);
+        s->epoch = cofre_adapter_breaker_epoch(&e->breaker);
         if (reversal)
             dispatch_reversal(e, d, s);
         else

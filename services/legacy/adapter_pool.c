@@ -544,6 +544,9 @@ cofre_adapter_pool_t *cofre_adapter_pool_new(const cofre_adapter_pool_config_t *
         c->index = i;
         c->fd = -1;
         c->state = C_DOWN;
+        /* A random first STAN: a restarted adapter must not reuse the STANs (and field 7) of
+         * the transmissions its last run may have left at the host (and reversed). */
+        c->stan = (uint32_t)(cofre_trace_rand64() % COFRE_LINK_STAN_MAX);
         c->nslots = cfg->window + INTERNAL;
         c->slots = cofre_calloc(c->nslots, sizeof(cofre_adapter_slot_t));
         c->out_cap = (size_t)c->nslots * COFRE_ADAPTER_FRAME_CAP;
