@@ -28,12 +28,12 @@ CREATE TABLE accounts (
     created_at      timestamptz NOT NULL,
     CONSTRAINT no_overdraft
         CHECK (NOT no_overdraft OR credits_posted >= debits_posted + debits_pending)
-);
+) WITH (fillfactor = 70); -- room on each page for HOT updates of the totals (no index writes)
 CREATE INDEX accounts_owner ON accounts (owner, seq);
 
 CREATE TABLE transfers (
     id                uuid        PRIMARY KEY,
-    seq               bigint      GENERATED ALWAYS AS IDENTITY UNIQUE,
+    seq               bigint      GENERATED ALWAYS AS IDENTITY, -- pages: per account, below
     debit_account_id  uuid        NOT NULL REFERENCES accounts (id),
     credit_account_id uuid        NOT NULL REFERENCES accounts (id),
     amount            bigint      NOT NULL CHECK (amount > 0),
