@@ -145,8 +145,8 @@ static void event_envelope(void **state)
                           "\"source\":\"/cofre/auth\"",
                           "\"type\":\"cofre.auth.token.issued\"",
                           "\"subject\":\"app\"",
-                          "\"data\":{\"token\":{\"jti\":\"j\"},\"actor\":{\"client_id\":\"app\","
-                          "\"address\":\"10.0.0.1\",\"request_id\":\"r1\"}}",
+                          ("\"data\":{\"token\":{\"jti\":\"j\"},\"actor\":{\"client_id\":\"app\","
+                           "\"address\":\"10.0.0.1\",\"request_id\":\"r1\"}}"),
                           "\"traceparent\":\"00-0123456789abcdef0123456789abcdef-"};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         if (strstr(ev.payload, want[i]) == NULL)
