@@ -30,7 +30,7 @@ static int teardown(void **state)
 /* Decodes and verifies token with key at now: the first reason to refuse it, or OK. */
 static cofre_jwt_result_t check(const char *token, EVP_PKEY *k, int64_t now, cofre_jwt_t *out)
 {
-    cofre_jwt_t jwt;
+    cofre_jwt_t jwt = {0};
     cofre_jwt_t *j = out != NULL ? out : &jwt;
     cofre_jwt_result_t r = cofre_jwt_decode(token, strlen(token), &policy, j);
     if (r == COFRE_JWT_OK)
