@@ -709,9 +709,10 @@ static void tick(server_t *s, uint64_t now)
     uint64_t idle_ns = (uint64_t)s->cfg->idle_timeout_s * 1000000000ull;
     for (unsigned i = 0; i < s->high; i++) {
         conn_t *c = &s->conns[i];
-        /* No bytes moved either way, and nothing waiting for the injected latency. */
+        /* No bytes moved either way, and nothing waiting for the injected latency. now was
+         * read before this iteration's answers went out, so last_active_ns may be later. */
         bool waiting = c->head != NULL && c->head->due_ns > now;
-        if (c->fd >= 0 && !waiting && now - c->last_active_ns > idle_ns)
+        if (c->fd >= 0 && !waiting && now > c->last_active_ns && now - c->last_active_ns > idle_ns)
             conn_close(s, c, "idle timeout");
     }
     while (s->high > 0 && s->conns[s->high - 1].fd < 0)
