@@ -88,18 +88,37 @@ wait_http "http://127.0.0.1:$gw_status_port/healthz" "${pids[-1]}"
 echo "gateway.sh: $accounts funded accounts" >&2
 /usr/bin/python3 "$repo/scripts/bench/setup_accounts.py" "$core" "$accounts" "$work/accounts"
 
-# bench URL: one wrk run; prints "requests_per_s p99_ms non_2xx".
+# cpu_ticks PID...: user + system CPU time of the processes, in clock ticks.
+cpu_ticks() {
+    local p t=0
+    for p in "$@"; do
+        t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+core_pid=${pids[0]}
+mapfile -t nginx_pids < <(pgrep -P "${pids[1]}")
+nginx_pids+=("${pids[1]}")
+tick_us=$((1000000 / $(getconf CLK_TCK)))
+
+# bench URL: one wrk run; prints "requests_per_s p99_ms non_2xx core_us nginx_us", the last two
+# the CPU time cofre-core and NGINX spent per request.
 bench() {
-    local out rps p99 non2xx
+    local out rps p99 non2xx n c0 n0 c1 n1
+    c0=$(cpu_ticks "$core_pid")
+    n0=$(cpu_ticks "${nginx_pids[@]}")
     out=$(ACCOUNTS_FILE="$work/accounts" wrk -t "$threads" -c "$connections" \
         -d "${duration_s}s" --latency -s "$repo/scripts/bench/transfers.lua" "$1")
+    c1=$(cpu_ticks "$core_pid")
+    n1=$(cpu_ticks "${nginx_pids[@]}")
+    n=$(awk '/ requests in / { print $1 }' <<<"$out")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
     p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
                              else if (v ~ /ms$/) { sub(/ms$/, "", v) }
                              else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }
                              printf "%.2f", v }' <<<"$out")
     non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' <<<"$out")
-    echo "$rps $p99 ${non2xx:-0}"
+    echo "$rps $p99 ${non2xx:-0} $(((c1 - c0) * tick_us / n)) $(((n1 - n0) * tick_us / n))"
 }
 
 median() {
@@ -115,21 +134,23 @@ bench "$core" >/dev/null
 bench "http://127.0.0.1:$gw_port" >/dev/null
 duration_s=$saved
 
-declare -a d_rps=() d_p99=() g_rps=() g_p99=() ratios=()
+declare -a d_rps=() d_p99=() g_rps=() g_p99=() ratios=() d_core=() g_core=() g_nginx=()
 errors=0
 for ((r = 1; r <= rounds; r++)); do
-    read -r rps p99 bad < <(bench "$core")
-    echo "gateway.sh: round $r direct:  $rps req/s, p99 $p99 ms, non-2xx $bad" >&2
-    d_rps+=("$rps") d_p99+=("$p99")
+    read -r rps p99 bad core_us nginx_us < <(bench "$core")
+    echo "gateway.sh: round $r direct:  $rps req/s, p99 $p99 ms, non-2xx $bad," \
+        "CPU/request: core $core_us us" >&2
+    d_rps+=("$rps") d_p99+=("$p99") d_core+=("$core_us")
     errors=$((errors + bad))
-    read -r rps p99 bad < <(bench "http://127.0.0.1:$gw_port")
-    echo "gateway.sh: round $r gateway: $rps req/s, p99 $p99 ms, non-2xx $bad" >&2
-    g_rps+=("$rps") g_p99+=("$p99")
+    read -r rps p99 bad core_us nginx_us < <(bench "http://127.0.0.1:$gw_port")
+    echo "gateway.sh: round $r gateway: $rps req/s, p99 $p99 ms, non-2xx $bad," \
+        "CPU/request: core $core_us us, nginx $nginx_us us" >&2
+    g_rps+=("$rps") g_p99+=("$p99") g_core+=("$core_us") g_nginx+=("$nginx_us")
     errors=$((errors + bad))
     ratios+=("$(awk -v g="$rps" -v d="${d_rps[-1]}" 'BEGIN { printf "%.3f", g / d }')")
 done
 if [[ "$tls" == 1 ]]; then
-    read -r t_rps t_p99 bad < <(bench "https://127.0.0.1:$gw_tls_port")
+    read -r t_rps t_p99 bad t_core t_nginx < <(bench "https://127.0.0.1:$gw_tls_port")
     errors=$((errors + bad))
 fi
 
@@ -151,13 +172,13 @@ ${duration_s} s per run after a 2 s warm-up each way, $rounds rounds each of a d
 run through the gateway (HTTP; the template of \`deploy/gateway\`, rate limits raised),
 medians. One machine: wrk, NGINX and cofre-core share its $(nproc) cores.
 
-| path | transfers/s (median) | p99 (median) | runs (transfers/s) |
-| --- | ---: | ---: | --- |
-| direct to cofre-core | $dm | $dp ms | ${d_rps[*]} |
-| through the gateway | $gm | $gp ms | ${g_rps[*]} |
+| path | transfers/s (median) | p99 (median) | CPU per transfer: core, NGINX (median) | runs (transfers/s) |
+| --- | ---: | ---: | ---: | --- |
+| direct to cofre-core | $dm | $dp ms | $(printf '%s\n' "${d_core[@]}" | median) us, - | ${d_rps[*]} |
+| through the gateway | $gm | $gp ms | $(printf '%s\n' "${g_core[@]}" | median) us, $(printf '%s\n' "${g_nginx[@]}" | median) us | ${g_rps[*]} |
 EOF
 if [[ "$tls" == 1 ]]; then
-    echo "| through the gateway, HTTPS (one run) | $t_rps | $t_p99 ms | $t_rps |"
+    echo "| through the gateway, HTTPS (one run) | $t_rps | $t_p99 ms | $t_core us, $t_nginx us | $t_rps |"
 fi
 cat <<EOF
 
