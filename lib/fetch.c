@@ -7,11 +7,13 @@
 
 #include "cofre/common.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -303,6 +305,16 @@ static int open_tcp(const cofre_url_t *url, conn_t *c, char *err, size_t errsz)
     return rc;
 }
 
+/* Names the peer the certificate must match: an IP literal by address (and no SNI, RFC 6066
+ * §3), a name by host name (and SNI). */
+static bool expect_peer(SSL *ssl, const char *host)
+{
+    uint8_t bin[16];
+    if (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1;
+    return SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1;
+}
+
 static int open_tls(const cofre_url_t *url, conn_t *c, char *err, size_t errsz)
 {
     c->ctx = SSL_CTX_new(TLS_client_method());
@@ -310,11 +322,10 @@ static int open_tls(const cofre_url_t *url, conn_t *c, char *err, size_t errsz)
         return COFRE_EUNAVAIL;
     SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-    SSL_CTX_set_default_verify_paths(c->ctx);
+    SSL_CTX_set_default_verify_paths(c->ctx); /* the system's CAs, or SSL_CERT_FILE */
     c->ssl = SSL_new(c->ctx);
-    if (c->ssl == NULL || SSL_set_tlsext_host_name(c->ssl, url->host) != 1 ||
-        SSL_set1_host(c->ssl, url->host) != 1 || SSL_set_fd(c->ssl, c->fd) != 1 || !arm(c) ||
-        SSL_connect(c->ssl) != 1) {
+    if (c->ssl == NULL || !expect_peer(c->ssl, url->host) || SSL_set_fd(c->ssl, c->fd) != 1 ||
+        !arm(c) || SSL_connect(c->ssl) != 1) {
         long verify = c->ssl != NULL ? SSL_get_verify_result(c->ssl) : X509_V_OK;
         snprintf(err, errsz, "TLS with %s failed: %s", url->host,
                  verify != X509_V_OK ? X509_verify_cert_error_string(verify) : "handshake error");

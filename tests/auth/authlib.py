@@ -68,7 +68,8 @@ class Proc:
         self.returncode = None
         self.stderr_path = os.path.join(self.workdir, f"{name}-{id(self)}.stderr")
 
-    def start(self):
+    def start(self, ready=True):
+        """Starts; waits for the listening line, then (unless ready=False) for /readyz 200."""
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen([binary(self.name)], env=self.env, cwd=self.workdir,
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -85,7 +86,8 @@ class Proc:
                 self.port = line["port"]
             time.sleep(0.01)
         self.base = f"http://127.0.0.1:{self.port}"
-        self.wait_ready(deadline)
+        if ready:
+            self.wait_ready(deadline)
         return self
 
     def _read(self):
