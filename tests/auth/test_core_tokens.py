@@ -266,3 +266,19 @@ def test_checks_are_counted(core):
     assert core.metric("cofre_token_checks_total", result="revoked") >= 1
     assert core.metric("cofre_token_checks_total", result="forbidden") >= 1
     assert core.metric("cofre_jwks_keys") == 1
+
+
+def test_issue_use_and_verify_independently(auth, core, ledger, servers):
+    """The whole flow: a token from cofre-auth works on cofre-core, and a third party
+    verifies it with PyJWT from the published JWKS URL alone."""
+    secret = auth.add_client("third-party-check", scopes="accounts:read", owner="alice")
+    servers.secrets.append(secret)
+    token = auth.token("third-party-check", secret)
+    servers.secrets.append(token)
+    r = get(core, f"/v1/accounts/{ledger['alice']}", token)
+    assert r.status_code == 200 and r.json()["owner"] == "alice", r.text
+    client = jwt.PyJWKClient(auth.url("/.well-known/jwks.json"))
+    key = client.get_signing_key_from_jwt(token)
+    claims = jwt.decode(token, key.key, algorithms=["ES256"], audience="cofre-api",
+                        issuer="https://cofre.test")
+    assert claims["client_id"] == "third-party-check" and claims["sub"] == "alice"
