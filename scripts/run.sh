@@ -207,6 +207,7 @@ port_user() {
 
 check_ports() {
     local i p label busy=0 who
+    local -a ps
     local -a want=("$gw_http_port:gateway (HTTP)" "$gw_https_port:gateway (HTTPS)"
         "$gw_status_port:gateway (status)")
     for i in "${!names[@]}"; do
