@@ -121,25 +121,34 @@ static const char *find_header(const char *h, const char *end, const char *name,
     return NULL;
 }
 
-/* Parses up to 16 hex or decimal digits; -1 when there are none or too many. */
+#define NUMBER_DIGITS_MAX 15 /* 15 hex digits are 60 bits: no overflow in a long long */
+
+static int digit_value(char c, int base)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (base == 16 && c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (base == 16 && c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Parses the hex or decimal digits at s; -1 when there are none or more than
+ * NUMBER_DIGITS_MAX. *used is the number of digits. */
 static long long parse_number(const char *s, size_t len, int base, size_t *used)
 {
     long long v = 0;
     size_t i = 0;
-    for (; i < len && i < 16; i++) {
-        int d;
-        char c = s[i];
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (base == 16 && c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else if (base == 16 && c >= 'A' && c <= 'F')
-            d = c - 'A' + 10;
-        else
+    for (; i < len; i++) {
+        int d = digit_value(s[i], base);
+        if (d < 0)
             break;
+        if (i == NUMBER_DIGITS_MAX)
+            return -1;
         v = v * base + d;
     }
-    if (i == 0 || (i < len && i == 16))
+    if (i == 0)
         return -1;
     *used = i;
     return v;
@@ -195,19 +204,19 @@ int cofre_fetch_parse_response(const char *buf, size_t len, size_t max_bytes,
     const char *headers = (const char *)memchr(buf, '\n', len) + 1;
     const char *body = hend + 4;
     const char *end = buf + len;
-    size_t vlen = 0;
-    const char *te = find_header(headers, hend + 2, "transfer-encoding", &vlen);
-    const char *cl = find_header(headers, hend + 2, "content-length", &vlen);
+    size_t te_len = 0, cl_len = 0;
+    const char *te = find_header(headers, hend + 2, "transfer-encoding", &te_len);
+    const char *cl = find_header(headers, hend + 2, "content-length", &cl_len);
     char *out = cofre_malloc(max_bytes + 1);
     long n;
-    if (te != NULL) {
-        n = vlen >= 7 && strncasecmp(te + vlen - 7, "chunked", 7) == 0
+    if (te != NULL) { /* it wins over a Content-Length (RFC 9112 §6.3) */
+        n = te_len >= 7 && strncasecmp(te + te_len - 7, "chunked", 7) == 0
                 ? dechunk(body, end, out, max_bytes)
                 : COFRE_EIO;
     } else if (cl != NULL) {
         size_t used = 0;
-        long long want = parse_number(cl, vlen, 10, &used);
-        n = want < 0 || used != vlen               ? COFRE_EIO
+        long long want = parse_number(cl, cl_len, 10, &used);
+        n = want < 0 || used != cl_len             ? COFRE_EIO
             : (unsigned long long)want > max_bytes ? COFRE_ETOOLARGE
             : end - body < want                    ? COFRE_EIO
                                                    : (long)want;

@@ -76,6 +76,26 @@ static void responses(void **state)
     assert_int_equal(r.status, 404);
     assert_string_equal(r.body, "nope");
     free(r.body);
+    /* Both framings: chunked wins, and each header's length is its own (a long
+     * Transfer-Encoding with a short Content-Length once read out of bounds; fuzz_jwt). */
+    assert_int_equal(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n"
+                           "Content-Length: 1\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                           100, &r),
+                     0);
+    assert_string_equal(r.body, "ok");
+    free(r.body);
+    assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 123456\r\n"
+                           "Transfer-Encoding: x\r\n\r\nok",
+                           100, &r),
+                     COFRE_EIO);
+    /* sizes too long to be real (a 16-digit chunk size once overflowed; fuzz_jwt) */
+    assert_int_equal(parse("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                           "ffffffffffffffff\r\nx\r\n0\r\n\r\n",
+                           100, &r),
+                     COFRE_EIO);
+    assert_int_equal(
+        parse("HTTP/1.1 200 OK\r\nContent-Length: 0000000000000005\r\n\r\nhello", 100, &r),
+        COFRE_EIO);
     /* limits and damage */
     assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 4, &r),
                      COFRE_ETOOLARGE);
