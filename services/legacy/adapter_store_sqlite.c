@@ -2,8 +2,10 @@
  * adapter_store_sqlite.c: the delivery store on SQLite (see adapter_store.h). WAL and
  * synchronous=FULL (cofre_db_sqlite_open): a transaction that returned is on disk, which is
  * what lets the consumer commit its Kafka offsets after enqueue and the engine send a 0200
- * after marking it sent. Writers take the lock at BEGIN IMMEDIATE, so the consumer's and the
- * engine's connections queue on the busy timeout instead of failing on upgrade.
+ * after marking it sent. The consumer's and the engine's connections write to the same file:
+ * a process-wide mutex orders their write transactions, so neither sleeps in SQLite's busy
+ * handler (whose waits grow to 100 ms) while the other commits; BEGIN IMMEDIATE and the busy
+ * timeout still guard against another process.
  */
 #include "legacy/adapter_store.h"
 
@@ -11,6 +13,7 @@
 #include "cofre/db.h"
 #include "cofre/log.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +105,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_EACH] = "SELECT " DELIVERY_COLUMNS " FROM deliveries ORDER BY seq",
 };
 
+/* Orders the write transactions of every connection of this process. */
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+
 typedef struct sqlite_store {
     cofre_adapter_store_t base;
     sqlite3 *db;
@@ -129,18 +135,26 @@ static int step_done(sqlite_store_t *s, sqlite3_stmt *st, const char *what)
     return rc == SQLITE_DONE ? 0 : fail(s, what);
 }
 
+/* Begins a write transaction; on success the caller must call finish. */
 static int begin(sqlite_store_t *s)
 {
-    return step_done(s, s->q[Q_BEGIN], "begin");
+    pthread_mutex_lock(&write_lock);
+    int rc = step_done(s, s->q[Q_BEGIN], "begin");
+    if (rc != 0)
+        pthread_mutex_unlock(&write_lock);
+    return rc;
 }
 
-/* Commits, or rolls back when rc says the transaction failed. */
+/* Commits, or rolls back when rc says the transaction failed; ends what begin started. */
 static int finish(sqlite_store_t *s, int rc)
 {
-    if (rc == 0 && step_done(s, s->q[Q_COMMIT], "commit") == 0)
+    if (rc == 0 && step_done(s, s->q[Q_COMMIT], "commit") == 0) {
+        pthread_mutex_unlock(&write_lock);
         return 0;
+    }
     if (!sqlite3_get_autocommit(s->db))
         step_done(s, s->q[Q_ROLLBACK], "rollback");
+    pthread_mutex_unlock(&write_lock);
     return COFRE_EIO;
 }
 
@@ -295,6 +309,8 @@ static int sq_apply(cofre_adapter_store_t *base, const cofre_adapter_update_t *u
     sqlite_store_t *s = self(base);
     int64_t now = (int64_t)cofre_now_wall_us();
     int rc = begin(s);
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = update_one(s, &u[i], now);
     return finish(s, rc);
@@ -322,6 +338,8 @@ static int sq_dlq_mark(cofre_adapter_store_t *base, const int64_t *seqs, size_t 
 {
     sqlite_store_t *s = self(base);
     int rc = begin(s);
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         sqlite3_bind_int64(s->q[Q_DLQ_MARK], 1, seqs[i]);
         sqlite3_bind_int64(s->q[Q_DLQ_MARK], 2, (int64_t)now_us);
