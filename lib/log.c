@@ -9,6 +9,7 @@
 #include "cofre/jbuf.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,6 +22,30 @@ static int log_fd = 1;
 
 static _Thread_local cofre_jbuf_t thread_buf;
 static _Thread_local bool thread_buffered;
+static _Thread_local bool thread_registered;
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+/* A thread's buffer is freed when the thread ends (its lines were flushed before). */
+static void release_thread_buffer(void *buf)
+{
+    cofre_jbuf_release(buf);
+}
+
+static void create_exit_key(void)
+{
+    COFRE_ASSERT(pthread_key_create(&exit_key, release_thread_buffer) == 0);
+}
+
+static cofre_jbuf_t *thread_buffer(void)
+{
+    if (!thread_registered) {
+        pthread_once(&exit_key_once, create_exit_key);
+        pthread_setspecific(exit_key, &thread_buf);
+        thread_registered = true;
+    }
+    return &thread_buf;
+}
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -95,7 +120,7 @@ void cofre_log_write(cofre_log_level_t level, const cofre_trace_t *trace, const 
                      const cofre_log_field_t *fields, size_t nfields)
 {
     COFRE_ASSERT(level >= COFRE_LOG_DEBUG && level <= COFRE_LOG_ERROR);
-    cofre_jbuf_t *b = &thread_buf;
+    cofre_jbuf_t *b = thread_buffer();
     char ts[COFRE_TIME_LEN + 1];
     cofre_time_format(cofre_now_wall_us(), ts);
 
