@@ -102,6 +102,13 @@ static void handle_create_account(cofre_req_t *req, void *data)
         cofre_req_fail(req, COFRE_P_FORBIDDEN, "only ledger:admin opens accounts for others");
         return;
     }
+    /* An account that may go negative can create money: settlement accounts are the bank's. */
+    if (!cmd->admin && !cmd->account.no_overdraft) {
+        cofre_cmd_free(cmd);
+        cofre_req_fail(req, COFRE_P_FORBIDDEN,
+                       "only ledger:admin opens settlement accounts (no_overdraft false)");
+        return;
+    }
     submit_command(api, req, cmd);
 }
 

@@ -231,6 +231,15 @@ def test_other_owners_accounts_are_404(auth, core, ledger, servers):
     # Opening an account for someone else needs ledger:admin.
     r = post(core, "/v1/accounts", {"owner": "alice", "currency": "EUR"}, token)
     assert r.status_code == 403, r.text
+    # So does opening a settlement account (one that may go negative), even one's own: it
+    # would let a client create money.
+    before = snapshot(core)
+    r = post(core, "/v1/accounts", {"owner": "bob", "currency": "EUR",
+                                    "flags": {"no_overdraft": False}}, token)
+    assert r.status_code == 403 and r.json()["code"] == "forbidden", r.text
+    assert snapshot(core) == before
+    r = post(core, "/v1/accounts", {"owner": "bob", "currency": "EUR"}, token)
+    assert r.status_code == 201 and r.json()["flags"]["no_overdraft"] is True, r.text
 
 
 def test_idempotency_keys_are_per_client(auth, core, ledger, servers):
