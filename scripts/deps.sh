@@ -8,7 +8,7 @@ build_pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
     librdkafka-dev libcmocka-dev)
 run_pkgs=(nginx openssl curl sqlite3 jq)
 test_pkgs=(python3 python3-pytest python3-requests python3-yaml python3-psycopg2 python3-jwt
-    python3-cryptography python3-confluent-kafka kcat postgresql postgresql-contrib pgbouncer prometheus
+    python3-cryptography python3-confluent-kafka python3-jsonschema kcat postgresql postgresql-contrib pgbouncer prometheus
     prometheus-alertmanager procps iproute2)
 lint_pkgs=(clang-format clang-tidy cppcheck shellcheck yamllint flawfinder)
 bench_pkgs=(wrk postgresql-contrib)

@@ -138,8 +138,11 @@ static rd_kafka_t *make_consumer(cofre_audit_consumer_t *c)
     cofre_kafka_conf_set(conf, "auto.commit.interval.ms", "1000");
     cofre_kafka_conf_set(conf, "auto.offset.reset", "earliest");
     cofre_kafka_conf_set(conf, "enable.partition.eof", "false");
-    cofre_kafka_conf_set(conf, "session.timeout.ms", "10000");
-    cofre_kafka_conf_set(conf, "heartbeat.interval.ms", "2000");
+    char num[32];
+    snprintf(num, sizeof(num), "%u", cfg->session_timeout_ms);
+    cofre_kafka_conf_set(conf, "session.timeout.ms", num);
+    snprintf(num, sizeof(num), "%u", COFRE_MAX(cfg->session_timeout_ms / 5, 500u));
+    cofre_kafka_conf_set(conf, "heartbeat.interval.ms", num);
     cofre_kafka_conf_set(conf, "statistics.interval.ms", "1000");
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_stats_cb(conf, on_stats);
@@ -215,11 +218,12 @@ static bool open_store(cofre_audit_consumer_t *c)
     return false;
 }
 
-/* Signs a checkpoint of the head and stores it; logs it as a copy outside the database. */
-static void checkpoint(cofre_audit_consumer_t *c)
+/* Signs a checkpoint of record seq (whose chain hash is hash) and stores it; logs it as a copy
+ * outside the database. */
+static void checkpoint_at(cofre_audit_consumer_t *c, int64_t seq, const uint8_t *hash)
 {
-    cofre_audit_checkpoint_t cp = {.seq = c->head_seq};
-    memcpy(cp.hash, c->head_hash, COFRE_AUDIT_HASH_LEN);
+    cofre_audit_checkpoint_t cp = {.seq = seq};
+    memcpy(cp.hash, hash, COFRE_AUDIT_HASH_LEN);
     cofre_audit_checkpoint_sign(c->cfg.keys, &cp);
     int rc = c->store->ops->checkpoint_add(c->store, &cp);
     if (rc != 0)
@@ -228,14 +232,30 @@ static void checkpoint(cofre_audit_consumer_t *c)
     c->checkpoint_ns = cofre_now_mono_ns();
     cofre_counter_inc(metrics.checkpoints);
     cofre_gauge_set(metrics.checkpoint_seq, (double)cp.seq);
-    char hash[2 * COFRE_AUDIT_HASH_LEN + 1], sig[2 * COFRE_AUDIT_SIG_LEN + 1];
+    char hash_hex[2 * COFRE_AUDIT_HASH_LEN + 1], sig[2 * COFRE_AUDIT_SIG_LEN + 1];
     char kid[COFRE_AUDIT_KID_LEN + 1];
-    cofre_hex_encode(cp.hash, COFRE_AUDIT_HASH_LEN, hash);
+    cofre_hex_encode(cp.hash, COFRE_AUDIT_HASH_LEN, hash_hex);
     cofre_hex_encode(cp.signature, COFRE_AUDIT_SIG_LEN, sig);
     cofre_audit_keys_kid(cp.public_key, kid);
     COFRE_LOG(COFRE_LOG_INFO, NULL, "audit checkpoint", COFRE_LF_INT("seq", cp.seq),
-              COFRE_LF_STR("hash", hash), COFRE_LF_STR("created_at", cp.created_at),
+              COFRE_LF_STR("hash", hash_hex), COFRE_LF_STR("created_at", cp.created_at),
               COFRE_LF_STR("kid", kid), COFRE_LF_STR("signature", sig));
+}
+
+static void checkpoint(cofre_audit_consumer_t *c)
+{
+    checkpoint_at(c, c->head_seq, c->head_hash);
+}
+
+/* After an append: a checkpoint at every record that completes N since the last one, so a
+ * large batch still gets one per N records. */
+static void checkpoint_batch(cofre_audit_consumer_t *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const cofre_audit_record_t *r = &c->recs[i];
+        if (r->seq > 0 && r->seq - c->checkpoint_seq >= (int64_t)c->cfg.checkpoint_records)
+            checkpoint_at(c, r->seq, r->hash);
+    }
 }
 
 static void maybe_checkpoint(cofre_audit_consumer_t *c, uint64_t now)
@@ -363,6 +383,7 @@ static void consume_batch(cofre_audit_consumer_t *c)
     if (append(c, n)) {
         store_offsets(c, n);
         count_results(c, n);
+        checkpoint_batch(c, n);
     }
     for (size_t i = 0; i < n; i++) {
         cofre_audit_record_release(&c->recs[i]);

@@ -29,6 +29,7 @@ typedef struct cofre_audit_consumer_config {
     size_t batch_max;               /* messages per transaction */
     unsigned checkpoint_records;    /* sign after this many new records */
     unsigned checkpoint_interval_s; /* or after this long, when there are new records */
+    unsigned session_timeout_ms;    /* the group forgets a member silent this long */
 } cofre_audit_consumer_config_t;
 
 /* Starts the thread (copying cfg). Returns NULL when librdkafka rejects the configuration. */

@@ -41,6 +41,8 @@ static const char usage[] =
     "  COFRE_AUDIT_CHECKPOINT_RECORDS     sign a checkpoint every N records (default 1000)\n"
     "  COFRE_AUDIT_CHECKPOINT_INTERVAL_S  or every T seconds with new records (default 60)\n"
     "  COFRE_AUDIT_VERIFY_INTERVAL_S      verify the whole trail every T s (default 300; 0: off)\n"
+    "  COFRE_AUDIT_SESSION_TIMEOUT_MS     the group drops a silent member after this long\n"
+    "                                     (default 10000, at least 6000)\n"
     "  COFRE_AUDIT_READERS                reader connections (default 2)\n"
     "  COFRE_KAFKA_*                      Kafka security settings (docs/events/README.md)\n"
     "  COFRE_AUTH, COFRE_AUTH_*, COFRE_JWKS_*  token checks, on by default: see docs/auth.md\n";
@@ -106,6 +108,8 @@ static void read_config(cofre_service_t *svc, audit_config_t *cfg)
         (unsigned)cofre_config_int(c, "COFRE_AUDIT_CHECKPOINT_RECORDS", 1000, 1, 10000000);
     k->checkpoint_interval_s =
         (unsigned)cofre_config_int(c, "COFRE_AUDIT_CHECKPOINT_INTERVAL_S", 60, 1, 86400);
+    k->session_timeout_ms =
+        (unsigned)cofre_config_int(c, "COFRE_AUDIT_SESSION_TIMEOUT_MS", 10000, 6000, 300000);
     cofre_audit_api_config_t *a = &cfg->api;
     a->db_url = svc->db_url;
     a->keys = &cfg->keys;

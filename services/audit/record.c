@@ -256,9 +256,17 @@ static bool read_data(const json_t *ev, cofre_audit_record_t *rec, const char **
         !take(data, "outcome", SHORT_MAX, false, rec, COFRE_AUDIT_F_OUTCOME, why) ||
         !take(data, "reason", REASON_MAX, false, rec, COFRE_AUDIT_F_REASON, why))
         return false;
-    if (rec->f[COFRE_AUDIT_F_OUTCOME] == NULL)
-        rec->f[COFRE_AUDIT_F_OUTCOME] = cofre_strdup("success");
-    return true;
+    if (rec->f[COFRE_AUDIT_F_OUTCOME] != NULL)
+        return true;
+    /* cofre-auth's failures carry their reason in data.failure instead. */
+    const json_t *failure = member_object(data, "failure", &bad);
+    if (bad) {
+        *why = "data.failure";
+        return false;
+    }
+    rec->f[COFRE_AUDIT_F_OUTCOME] = cofre_strdup(failure != NULL ? "failure" : "success");
+    return failure == NULL || rec->f[COFRE_AUDIT_F_REASON] != NULL ||
+           take(failure, "reason", REASON_MAX, false, rec, COFRE_AUDIT_F_REASON, why);
 }
 
 static void set_origin(cofre_audit_record_t *rec, const cofre_audit_origin_t *o)

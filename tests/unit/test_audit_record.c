@@ -96,6 +96,19 @@ static void reads_an_account_event_and_an_auth_failure(void **state)
     assert_true(r.has_time_us);
     assert_int_equal(r.time_us, 1795981431000000LL);
     cofre_audit_record_release(&r);
+
+    /* cofre-auth's shape: the failure as the event's entity. */
+    const char auth[] =
+        "{\"specversion\":\"1.0\",\"id\":\"ev-g\",\"source\":\"/cofre/auth\","
+        "\"type\":\"cofre.auth.authentication.failed\",\"subject\":\"client-8\","
+        "\"data\":{\"failure\":{\"client_id\":\"client-8\",\"reason\":\"bad_secret\"},"
+        "\"actor\":{\"client_id\":\"client-8\",\"address\":\"192.0.2.2\","
+        "\"request_id\":\"q\",\"command\":null}}}";
+    assert_true(cofre_audit_record_from_event(auth, strlen(auth), &origin, &r));
+    expect_field(&r, COFRE_AUDIT_F_OUTCOME, "failure");
+    expect_field(&r, COFRE_AUDIT_F_REASON, "bad_secret");
+    expect_field(&r, COFRE_AUDIT_F_CLIENT_ID, "client-8");
+    cofre_audit_record_release(&r);
 }
 
 static void malformed_messages_become_rejected_records(void **state)
