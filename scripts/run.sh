@@ -56,8 +56,9 @@ prom_port=9090
 am_port=9093
 # The demo client of the walkthrough (created at first start when cofre-auth is built).
 demo_client_id=demo
-# It owns the accounts it opens, so it needs no ledger:admin.
-demo_scopes="accounts:read accounts:write transfers:read transfers:write audit:read"
+# It plays the bank in the walkthrough: opening the settlement account through which money
+# enters the ledger needs ledger:admin.
+demo_scopes="accounts:read accounts:write transfers:read transfers:write audit:read ledger:admin"
 
 bin_dir=${COFRE_BIN_DIR:-$repo/${BUILD_DIR:-build}/bin}
 var_dir=${COFRE_VAR_DIR:-$repo/var}

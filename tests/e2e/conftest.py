@@ -17,6 +17,12 @@ from cofre_api import Api, TS_RE
 from cofre_server import CoreProcess
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "remote: runs against any deployment through COFRE_E2E_BASE_URL "
+                   "(the pipeline's staging stage); locally against a cofre-core of its own")
+
+
 def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames:
         metafunc.parametrize("backend", cofre_backends.selected_names(), indirect=True,
