@@ -53,7 +53,7 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$work'
 max_connections = 100
-shared_buffers = 256MB
+shared_buffers = 2GB
 fsync = on
 synchronous_commit = on
 full_page_writes = on
@@ -163,7 +163,7 @@ section=$(cat <<EOF
 ## PostgreSQL: batching committer vs transaction per request
 
 One throwaway PostgreSQL 15 cluster on this machine (fsync=on, synchronous_commit=on,
-shared_buffers=256MB), TCP on loopback for both; measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores
+shared_buffers=2GB: both working sets fit), TCP on loopback for both; measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores
 shared by the database, the load generator and the service.
 
 | measure | value | goal |
