@@ -31,7 +31,11 @@ def remote_session():
     if not base:
         return None
     s = requests.Session()
-    s.verify = os.environ.get("COFRE_E2E_CA", True)
+    ca = os.environ.get("COFRE_E2E_CA")
+    if ca:
+        # REQUESTS_CA_BUNDLE in the environment would otherwise win over the session's CA.
+        s.trust_env = False
+        s.verify = ca
     r = s.post(base + "/oauth/token", data={"grant_type": "client_credentials"},
                auth=(os.environ["COFRE_E2E_CLIENT_ID"], os.environ["COFRE_E2E_CLIENT_SECRET"]),
                timeout=30)
