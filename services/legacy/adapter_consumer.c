@@ -31,8 +31,10 @@
 #define GAUGES_NS        (1000 * 1000000ull)
 #define STORE_RETRY_MIN  50
 #define STORE_RETRY_MAX  2000
-#define PROBE_NS         (2000 * 1000000ull)
+#define PROBE_NS         (5000 * 1000000ull)
 #define FLUSH_TIMEOUT_MS 5000
+#define PRUNE_NS         (60 * 1000000000ull)
+#define PRUNE_MAX        4096
 #define DETAIL_CAP       (COFRE_ADAPTER_DETAIL_MAX + 1)
 
 typedef struct partition {
@@ -73,6 +75,8 @@ struct cofre_adapter_consumer {
     uint64_t dlq_next_check_ns;
     uint64_t gauges_next_ns;
     uint64_t probe_next_ns;
+    uint64_t prune_next_ns;
+    int64_t prune_seq; /* where the retention scan goes on */
 };
 
 static void set_store_ok(cofre_adapter_consumer_t *c, bool ok)
@@ -471,6 +475,26 @@ static void probe_brokers(cofre_adapter_consumer_t *c, uint64_t now)
         rd_kafka_metadata_destroy(md);
 }
 
+/* Retention: one bounded pass a minute (a backlog of old rows goes in several passes). */
+static void prune(cofre_adapter_consumer_t *c, uint64_t now)
+{
+    if (c->cfg.retention_h == 0 || now < c->prune_next_ns)
+        return;
+    c->prune_next_ns = now + PRUNE_NS;
+    uint64_t keep_us = (uint64_t)c->cfg.retention_h * 3600u * 1000000u;
+    uint64_t wall = cofre_now_wall_us();
+    if (wall <= keep_us)
+        return;
+    size_t deleted = 0;
+    if (cofre_adapter_store_prune(c->store, c->prune_seq, wall - keep_us, PRUNE_MAX, &c->prune_seq,
+                                  &deleted) != 0)
+        return;
+    if (deleted > 0)
+        COFRE_LOG(COFRE_LOG_INFO, NULL, "old deliveries deleted",
+                  COFRE_LF_INT("deleted", (int64_t)deleted),
+                  COFRE_LF_INT("retention_h", c->cfg.retention_h));
+}
+
 /* ---- the thread -------------------------------------------------------------------------- */
 
 static void *consumer_main(void *arg)
@@ -483,6 +507,7 @@ static void *consumer_main(void *arg)
         dlq_publish(c, now);
         update_gauges(c, now);
         probe_brokers(c, now);
+        prune(c, now);
     }
     commit_pending(c);
     rd_kafka_consumer_close(c->rk);

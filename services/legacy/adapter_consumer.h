@@ -5,8 +5,9 @@
  * letter in one transaction per batch, and only then commits the batch's offsets: a crash
  * between the two re-reads messages whose deliveries are already stored, and the store skips
  * them by transfer id. It also publishes stored dead letters to cofre.legacy.dlq (idempotent
- * producer, marked published on the broker's acknowledgement) and keeps the lag and backlog
- * gauges.
+ * producer, marked published on the broker's acknowledgement), keeps the lag and backlog
+ * gauges, and once a minute deletes final deliveries and published dead letters older than the
+ * retention.
  */
 #ifndef COFRE_LEGACY_ADAPTER_CONSUMER_H
 #define COFRE_LEGACY_ADAPTER_CONSUMER_H
@@ -29,6 +30,7 @@ typedef struct cofre_adapter_consumer_config {
     const char *db_url;         /* COFRE_DB: the delivery store */
     size_t batch_max;           /* messages per store transaction, 1..COFRE_ADAPTER_BATCH_MAX */
     unsigned session_timeout_ms;
+    unsigned retention_h; /* final deliveries older than this are deleted; 0: kept forever */
     /* Called (on the consumer thread) after new deliveries became durable. */
     void (*stored)(void *data);
     void *stored_data;

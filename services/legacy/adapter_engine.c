@@ -105,6 +105,7 @@ struct cofre_adapter_engine {
     size_t nsends;
     cofre_adapter_update_t *updates;
     size_t updates_cap;
+    cofre_adapter_delivery_t *rows; /* LOAD_CHUNK rows read by load() */
     cofre_iso_msg_t msg, orig;
 };
 
@@ -437,19 +438,16 @@ static void load(cofre_adapter_engine_t *e, uint64_t now)
         return;
     }
     size_t want = COFRE_MIN(room, (size_t)LOAD_CHUNK), n = 0;
-    cofre_adapter_delivery_t *rows = cofre_calloc(want, sizeof(*rows));
-    if (cofre_adapter_store_load_open(e->store, e->max_seq, want, rows, &n) != 0) {
+    if (cofre_adapter_store_load_open(e->store, e->max_seq, want, e->rows, &n) != 0) {
         e->store_ok = false;
         e->load_at_ns = now + STORE_RETRY_NS;
         atomic_store(&e->notified, asked);
-        free(rows);
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        adopt(e, &rows[i]);
-        e->max_seq = rows[i].seq;
+        adopt(e, &e->rows[i]);
+        e->max_seq = e->rows[i].seq;
     }
-    free(rows);
     e->more_in_store = n == want;
     e->load_at_ns = now + LOAD_EVERY_NS;
 }
@@ -835,6 +833,7 @@ static void engine_free(cofre_adapter_engine_t *e)
     if (e->wake_fd >= 0)
         close(e->wake_fd);
     free(e->active);
+    free(e->rows);
     free(e->updates);
     free(e->sends);
     free(e);
@@ -851,6 +850,7 @@ cofre_adapter_engine_t *cofre_adapter_engine_start(const cofre_adapter_engine_co
     atomic_init(&e->notified, true);
     atomic_init(&e->ready_state, 4);
     e->active = cofre_calloc(cfg->active_max, sizeof(*e->active));
+    e->rows = cofre_calloc(LOAD_CHUNK, sizeof(*e->rows));
     e->store_ok = true;
     e->wait_due_ns = UINT64_MAX;
     cofre_adapter_breaker_init(&e->breaker, cfg->breaker_failures, cfg->breaker_open_ms);

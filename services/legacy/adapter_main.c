@@ -60,6 +60,7 @@ static const char usage[] =
     "  COFRE_LEGACY_BATCH_MAX             messages stored per transaction (500; 1-4096)\n"
     "  COFRE_LEGACY_SESSION_TIMEOUT_MS    Kafka group session timeout (10000)\n"
     "  COFRE_LEGACY_ACTIVE_MAX            deliveries held in memory (4096; 1-65536)\n"
+    "  COFRE_LEGACY_RETENTION_H           hours final deliveries are kept (720; 0: forever)\n"
     "Defaults of reconcile: --core-db sqlite:var/core.db (the core's default database).\n";
 
 #define DEFAULT_LISTEN "127.0.0.1:8084"
@@ -131,6 +132,7 @@ static void read_kafka(cofre_service_t *svc, cofre_adapter_consumer_config_t *k)
         (size_t)cofre_config_int(c, "COFRE_LEGACY_BATCH_MAX", 500, 1, COFRE_ADAPTER_BATCH_MAX);
     k->session_timeout_ms =
         (unsigned)cofre_config_int(c, "COFRE_LEGACY_SESSION_TIMEOUT_MS", 10000, 1000, 300000);
+    k->retention_h = (unsigned)cofre_config_int(c, "COFRE_LEGACY_RETENTION_H", 720, 0, 87600);
     k->db_url = svc->db_url;
 }
 

@@ -81,6 +81,15 @@ int cofre_adapter_store_each(cofre_adapter_store_t *s,
     return s->ops->each(s, fn, data);
 }
 
+int cofre_adapter_store_prune(cofre_adapter_store_t *s, int64_t after_seq, uint64_t before_us,
+                              size_t max, int64_t *next_seq, size_t *deleted)
+{
+    *next_seq = after_seq;
+    *deleted = 0;
+    return s->ops->prune(s, after_seq, before_us, COFRE_MIN(max, COFRE_ADAPTER_STORE_BATCH_MAX),
+                         next_seq, deleted);
+}
+
 void cofre_adapter_store_close(cofre_adapter_store_t *s)
 {
     if (s != NULL)

@@ -103,6 +103,8 @@ typedef struct cofre_adapter_store_ops {
     int (*stats)(cofre_adapter_store_t *s, cofre_adapter_store_stats_t *out);
     int (*each)(cofre_adapter_store_t *s, int (*fn)(const cofre_adapter_delivery_t *d, void *data),
                 void *data);
+    int (*prune)(cofre_adapter_store_t *s, int64_t after_seq, uint64_t before_us, size_t max,
+                 int64_t *next_seq, size_t *deleted);
     void (*close)(cofre_adapter_store_t *s);
 } cofre_adapter_store_ops_t;
 
@@ -162,6 +164,16 @@ int cofre_adapter_store_stats(cofre_adapter_store_t *s, cofre_adapter_store_stat
  */
 int cofre_adapter_store_each(cofre_adapter_store_t *s,
                              int (*fn)(const cofre_adapter_delivery_t *d, void *data), void *data);
+
+/*
+ * Retention: looks at up to max deliveries with seq > after_seq, in seq order, stopping at the
+ * first stored at or after before_us; deletes the final ones among them (open ones are kept,
+ * whatever their age), and the dead letters published before before_us (at most max), in one
+ * transaction. *next_seq is where the next call should start (the last seq looked at, or
+ * after_seq); *deleted counts deleted deliveries. Returns 0, or COFRE_EIO.
+ */
+int cofre_adapter_store_prune(cofre_adapter_store_t *s, int64_t after_seq, uint64_t before_us,
+                              size_t max, int64_t *next_seq, size_t *deleted);
 
 void cofre_adapter_store_close(cofre_adapter_store_t *s);
 

@@ -76,6 +76,9 @@ enum {
     Q_COUNT_SENT,
     Q_COUNT_DLQ,
     Q_EACH,
+    Q_PRUNE_SCAN,
+    Q_PRUNE_DELETE,
+    Q_PRUNE_DLQ,
     Q_COUNT
 };
 
@@ -103,6 +106,11 @@ static const char *const sql[Q_COUNT] = {
                      " AND state = 'sent'",
     [Q_COUNT_DLQ] = "SELECT count(*) FROM dlq WHERE published_at_us IS NULL",
     [Q_EACH] = "SELECT " DELIVERY_COLUMNS " FROM deliveries ORDER BY seq",
+    [Q_PRUNE_SCAN] = "SELECT seq, state, created_at_us FROM deliveries WHERE seq > ?1"
+                     " ORDER BY seq LIMIT ?2",
+    [Q_PRUNE_DELETE] = "DELETE FROM deliveries WHERE seq = ?1",
+    [Q_PRUNE_DLQ] = "DELETE FROM dlq WHERE seq IN (SELECT seq FROM dlq WHERE published_at_us < ?1"
+                    " ORDER BY seq LIMIT ?2)",
 };
 
 /* Orders the write transactions of every connection of this process. */
@@ -381,6 +389,61 @@ static int sq_each(cofre_adapter_store_t *base,
     return rc == SQLITE_DONE ? 0 : fail(s, "read deliveries");
 }
 
+static bool final_state(const unsigned char *state)
+{
+    return state != NULL && (strcmp((const char *)state, "applied") == 0 ||
+                             strcmp((const char *)state, "declined") == 0 ||
+                             strcmp((const char *)state, "failed") == 0);
+}
+
+/* Collects the final rows of one scan into seqs (max entries); advances *next_seq. */
+static int prune_scan(sqlite_store_t *s, int64_t after_seq, uint64_t before_us, size_t max,
+                      int64_t *seqs, size_t *n, int64_t *next_seq)
+{
+    sqlite3_stmt *st = s->q[Q_PRUNE_SCAN];
+    sqlite3_bind_int64(st, 1, after_seq);
+    sqlite3_bind_int64(st, 2, (int64_t)max);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((uint64_t)sqlite3_column_int64(st, 2) >= before_us)
+            break;
+        int64_t seq = sqlite3_column_int64(st, 0);
+        *next_seq = seq;
+        if (final_state(sqlite3_column_text(st, 1)) && *n < max)
+            seqs[(*n)++] = seq;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : fail(s, "prune scan");
+}
+
+static int sq_prune(cofre_adapter_store_t *base, int64_t after_seq, uint64_t before_us, size_t max,
+                    int64_t *next_seq, size_t *deleted)
+{
+    sqlite_store_t *s = self(base);
+    int64_t *seqs = cofre_calloc(max, sizeof(*seqs));
+    size_t n = 0;
+    int rc = prune_scan(s, after_seq, before_us, max, seqs, &n, next_seq);
+    rc = rc != 0 ? rc : begin(s);
+    if (rc != 0) {
+        free(seqs);
+        return rc;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(s->q[Q_PRUNE_DELETE], 1, seqs[i]);
+        rc = step_done(s, s->q[Q_PRUNE_DELETE], "prune delivery");
+    }
+    if (rc == 0) {
+        sqlite3_bind_int64(s->q[Q_PRUNE_DLQ], 1, (int64_t)before_us);
+        sqlite3_bind_int64(s->q[Q_PRUNE_DLQ], 2, (int64_t)max);
+        rc = step_done(s, s->q[Q_PRUNE_DLQ], "prune dead letters");
+    }
+    free(seqs);
+    rc = finish(s, rc);
+    if (rc == 0)
+        *deleted = n;
+    return rc;
+}
+
 static void sq_close(cofre_adapter_store_t *base)
 {
     sqlite_store_t *s = self(base);
@@ -398,6 +461,7 @@ static const cofre_adapter_store_ops_t sqlite_ops = {
     .dlq_mark = sq_dlq_mark,
     .stats = sq_stats,
     .each = sq_each,
+    .prune = sq_prune,
     .close = sq_close,
 };
 

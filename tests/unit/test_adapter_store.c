@@ -3,7 +3,8 @@
  * transfer id and dead-letter source; open deliveries load in order after a seq; "sent"
  * marks and final outcomes (with their dead letter, in the same transaction) survive a
  * reopen; dead letters are fetched until marked; the counts; the batch limits; a read-only
- * open of a file that is not a store fails cleanly.
+ * open of a file that is not a store fails cleanly; retention deletes old final rows and
+ * published dead letters only, a bounded number at a time.
  */
 #include "unit.h"
 
@@ -247,6 +248,63 @@ static void bad_urls_and_files_fail(void **state)
     cofre_adapter_store_close(s);
 }
 
+static void retention_deletes_only_old_final_rows(void **state)
+{
+    (void)state;
+    char other[160];
+    snprintf(other, sizeof(other), "sqlite:%s/prune.db", dir);
+    cofre_adapter_store_t *s = NULL;
+    assert_int_equal(cofre_adapter_store_open(other, false, &s), 0);
+    cofre_adapter_transfer_t ts[6];
+    for (int i = 0; i < 6; i++)
+        ts[i] = transfer(100 + i);
+    cofre_adapter_dead_t dead[2] = {
+        {.source_key = "a", .message_key = "a", .reason = "r", .payload = "{}", .payload_len = 2},
+        {.source_key = "b", .message_key = "b", .reason = "r", .payload = "{}", .payload_len = 2}};
+    size_t inserted;
+    assert_int_equal(cofre_adapter_store_enqueue(s, ts, 6, dead, 2, &inserted), 0);
+    cofre_adapter_delivery_t d[6];
+    size_t n;
+    assert_int_equal(cofre_adapter_store_load_open(s, 0, 6, d, &n), 0);
+    cofre_adapter_update_t u[4] = {
+        {.seq = d[0].seq, .state = COFRE_DELIVERY_APPLIED},
+        {.seq = d[1].seq, .state = COFRE_DELIVERY_DECLINED},
+        {.seq = d[3].seq, .state = COFRE_DELIVERY_FAILED},
+        {.seq = d[4].seq, .state = COFRE_DELIVERY_SENT, .stan = 7, .sent_at_us = 1},
+    };
+    assert_int_equal(cofre_adapter_store_apply(s, u, 4), 0);
+    cofre_adapter_dlq_row_t rows[2];
+    assert_int_equal(cofre_adapter_store_dlq_fetch(s, 2, rows, &n), 0);
+    int64_t published = rows[0].seq;
+    cofre_adapter_dlq_row_release(&rows[0]);
+    cofre_adapter_dlq_row_release(&rows[1]);
+    assert_int_equal(cofre_adapter_store_dlq_mark(s, &published, 1, 1000), 0);
+    /* Nothing is old yet: nothing goes, and the scan does not move. */
+    int64_t next = -1;
+    size_t deleted = 99;
+    assert_int_equal(cofre_adapter_store_prune(s, 0, 1, 100, &next, &deleted), 0);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(next, 0);
+    /* At most max rows are looked at. */
+    uint64_t future = cofre_now_wall_us() + 1000000;
+    assert_int_equal(cofre_adapter_store_prune(s, 0, future, 2, &next, &deleted), 0);
+    assert_int_equal(deleted, 2);
+    assert_int_equal(next, d[1].seq);
+    /* Then the rest: the failed row goes, open rows stay whatever their age. */
+    assert_int_equal(cofre_adapter_store_prune(s, next, future, 100, &next, &deleted), 0);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(next, d[5].seq);
+    cofre_adapter_store_stats_t st;
+    assert_int_equal(cofre_adapter_store_stats(s, &st), 0);
+    assert_int_equal(st.pending, 2);
+    assert_int_equal(st.sent, 1);
+    assert_int_equal(st.dlq_pending, 1); /* the unpublished dead letter stays */
+    seen_t seen = {0};
+    assert_int_equal(cofre_adapter_store_each(s, collect, &seen), 0);
+    assert_int_equal(seen.n, 3);
+    cofre_adapter_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -255,6 +313,7 @@ int main(void)
         cmocka_unit_test(each_reads_every_state),
         cmocka_unit_test(dead_letters_until_marked),
         cmocka_unit_test(bad_urls_and_files_fail),
+        cmocka_unit_test(retention_deletes_only_old_final_rows),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
