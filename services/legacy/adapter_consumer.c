@@ -98,6 +98,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *list, void *opaque)
 {
     cofre_adapter_consumer_t *c = opaque;
+    COFRE_ASSERT(c != NULL && list != NULL); /* our opaque; librdkafka always passes a list */
     bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     if (!assign)
         commit_pending(c);

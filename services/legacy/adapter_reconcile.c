@@ -316,6 +316,8 @@ static int read_host(run_t *r)
 
 static void report_missing(run_t *r)
 {
+    if (r->t.v == NULL)
+        return; /* the ledger posted nothing */
     for (size_t i = 0; i < r->t.n; i++) {
         posted_t *p = &r->t.v[i];
         if (strcmp(p->host_state, "approved") == 0)
