@@ -8,6 +8,11 @@
  * A failed delivery stops new rows ("retrying") until every row in flight has reported;
  * then, after a backoff, the failed rows are produced again in seq order, and new rows resume
  * once those went through. So one key's events never overtake each other across a retry.
+ *
+ * Marking runs on a second thread, the marker: a mark is a write transaction on the service's
+ * database, and on SQLite it waits for the one write lock, which the committer holds nearly all
+ * the time under load. The relay thread hands acknowledged seqs over and keeps publishing; the
+ * marker marks them in batches whenever it gets the lock, and hands them back to be forgotten.
  */
 #include "cofre/relay.h"
 
@@ -117,15 +122,28 @@ struct cofre_relay {
     bool source_open;
     int64_t cursor;     /* every row with seq <= cursor was produced at least once */
     bool fetch_full;    /* the last fetch after the cursor filled its page */
-    seqset_t in_flight; /* produced, not yet marked */
-    int64_t *acked;     /* acknowledged, not yet marked */
+    seqset_t in_flight; /* produced, not yet marked (the bound, and what a rescan skips) */
+    seqset_t unacked;   /* produced, no delivery report yet */
+    int64_t *acked;     /* acknowledged, not yet handed to the marker */
     size_t nacked;
+    int64_t *returned; /* marked, taken back from the marker */
+
+    /* The marker thread, and what it shares with the relay thread (under mlock). */
+    pthread_t marker;
+    pthread_mutex_t mlock;
+    pthread_cond_t mwake;
+    bool marker_stop;
+    int64_t *to_mark; /* handed over, not yet marked */
+    size_t nto_mark;
+    int64_t *marked; /* marked, not yet taken back */
+    size_t nmarked;
+    int64_t *marking; /* the marker's own: the batch being marked */
     cofre_relay_row_t *rows;
     bool retrying; /* a delivery failed: new rows wait */
     enum { RETRY_NONE, RETRY_WAITING, RETRY_SENT } retry_phase;
     uint64_t failures_at_retry; /* failures when the last retry was produced */
     bool final_fetch_due;       /* stopping: rows committed just before must still go */
-    backoff_t open_bo, fetch_bo, mark_bo, retry_bo;
+    backoff_t open_bo, fetch_bo, mark_bo, retry_bo; /* mark_bo: the marker's */
     uint64_t next_rescan_ns, next_stats_ns;
 };
 
@@ -161,7 +179,7 @@ static uint64_t ms_ns(unsigned ms)
 
 static size_t unacked(const cofre_relay_t *r)
 {
-    return r->in_flight.count - r->nacked;
+    return r->unacked.count;
 }
 
 /* ---- backoff and logging of source operations ------------------------------------------- */
@@ -199,6 +217,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     (void)rk;
     cofre_relay_t *r = opaque;
     int64_t seq = (int64_t)(intptr_t)m->_private;
+    seqset_del(&r->unacked, seq);
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         COFRE_ASSERT(r->nacked < r->cfg.in_flight_max);
         r->acked[r->nacked++] = seq;
@@ -258,11 +277,13 @@ static void drop_producer(cofre_relay_t *r)
     rd_kafka_flush(r->rk, 2000); /* serves the purge reports */
     rd_kafka_destroy(r->rk);
     r->rk = NULL;
-    /* Every report was served by the flush; only acknowledged rows remain to be marked. */
-    memset(r->in_flight.slots, 0, (r->in_flight.mask + 1) * sizeof(int64_t));
-    r->in_flight.count = 0;
-    for (size_t i = 0; i < r->nacked; i++)
-        seqset_add(&r->in_flight, r->acked[i]);
+    /* Rows whose report never came (the flush ran out of time) stay in the outbox too. */
+    for (size_t i = 0; i <= r->unacked.mask; i++) {
+        if (r->unacked.slots[i] != 0)
+            seqset_del(&r->in_flight, r->unacked.slots[i]);
+    }
+    memset(r->unacked.slots, 0, (r->unacked.mask + 1) * sizeof(int64_t));
+    r->unacked.count = 0;
 }
 
 /* Produces one row. Returns 0; COFRE_EFULL when librdkafka's queue is full (try later); or
@@ -286,6 +307,7 @@ static int produce(cofre_relay_t *r, cofre_relay_row_t *row)
     }
     row->payload = NULL;
     seqset_add(&r->in_flight, row->seq);
+    seqset_add(&r->unacked, row->seq);
     pthread_mutex_lock(&r->lock);
     r->stats.produced++;
     pthread_mutex_unlock(&r->lock);
@@ -422,22 +444,74 @@ static void step_retry(cofre_relay_t *r, uint64_t now)
     step_rescan(r);
 }
 
-static void step_mark(cofre_relay_t *r, uint64_t now)
+/*
+ * Hands what the broker acknowledged to the marker, and forgets what the marker marked.
+ * Returns the number of seqs moved either way.
+ */
+static size_t step_hand_over(cofre_relay_t *r)
 {
-    if (r->nacked == 0 || !backoff_ready(&r->mark_bo, now))
-        return;
-    int rc = r->cfg.source.mark(r->cfg.source.data, r->acked, r->nacked);
-    if (rc != 0) {
-        backoff_fail(r, &r->mark_bo, "mark", rc);
-        return;
-    }
-    backoff_ok(r, &r->mark_bo, "mark");
-    for (size_t i = 0; i < r->nacked; i++)
-        seqset_del(&r->in_flight, r->acked[i]);
-    pthread_mutex_lock(&r->lock);
-    r->stats.marked += r->nacked;
-    pthread_mutex_unlock(&r->lock);
+    pthread_mutex_lock(&r->mlock);
+    size_t given = r->nacked, back = r->nmarked;
+    COFRE_ASSERT(r->nto_mark + given <= r->cfg.in_flight_max);
+    memcpy(r->to_mark + r->nto_mark, r->acked, given * sizeof(int64_t));
+    r->nto_mark += given;
     r->nacked = 0;
+    memcpy(r->returned, r->marked, back * sizeof(int64_t));
+    r->nmarked = 0;
+    if (given > 0)
+        pthread_cond_signal(&r->mwake);
+    pthread_mutex_unlock(&r->mlock);
+    for (size_t i = 0; i < back; i++)
+        seqset_del(&r->in_flight, r->returned[i]);
+    return given + back;
+}
+
+/* The marker waits for seqs (at most mark_interval_ms between marks, so acknowledgements
+ * gather into one transaction), marks them, and hands them back; a failed mark keeps them and
+ * retries after a backoff. Once stopped it makes one last attempt. */
+static void *marker_main(void *arg)
+{
+    cofre_relay_t *r = arg;
+    pthread_mutex_lock(&r->mlock);
+    for (;;) {
+        while (r->nto_mark == 0 && !r->marker_stop)
+            pthread_cond_wait(&r->mwake, &r->mlock);
+        if (r->nto_mark == 0)
+            break;
+        size_t n = r->nto_mark;
+        memcpy(r->marking, r->to_mark, n * sizeof(int64_t));
+        r->nto_mark = 0;
+        bool last = r->marker_stop;
+        pthread_mutex_unlock(&r->mlock);
+        int rc = r->cfg.source.mark(r->cfg.source.data, r->marking, n);
+        pthread_mutex_lock(&r->mlock);
+        if (rc == 0) {
+            backoff_ok(r, &r->mark_bo, "mark");
+            memcpy(r->marked + r->nmarked, r->marking, n * sizeof(int64_t));
+            r->nmarked += n;
+            pthread_mutex_lock(&r->lock);
+            r->stats.marked += n;
+            pthread_mutex_unlock(&r->lock);
+        } else {
+            backoff_fail(r, &r->mark_bo, "mark", rc);
+            memmove(r->to_mark + n, r->to_mark, r->nto_mark * sizeof(int64_t));
+            memcpy(r->to_mark, r->marking, n * sizeof(int64_t));
+            r->nto_mark += n;
+            if (last)
+                break;
+        }
+        if (r->marker_stop)
+            continue;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns =
+            (uint64_t)ts.tv_nsec + ms_ns(rc == 0 ? r->cfg.mark_interval_ms : r->mark_bo.ms);
+        ts.tv_sec += (time_t)(ns / 1000000000ull);
+        ts.tv_nsec = (long)(ns % 1000000000ull);
+        pthread_cond_timedwait(&r->mwake, &r->mlock, &ts);
+    }
+    pthread_mutex_unlock(&r->mlock);
+    return NULL;
 }
 
 static void step_stats(cofre_relay_t *r, uint64_t now)
@@ -510,16 +584,15 @@ static bool relay_step(cofre_relay_t *r)
     if (!step_connect(r, now))
         return false;
     rd_kafka_poll(r->rk, 0);
-    size_t acked = r->nacked;
-    step_mark(r, now);
+    size_t moved = step_hand_over(r);
     step_retry(r, now);
     bool produced = step_new_rows(r, now);
-    if (!r->retrying && now >= r->next_rescan_ns) {
+    if (!r->retrying && !r->cfg.source.ordered && now >= r->next_rescan_ns) {
         r->next_rescan_ns = now + ms_ns(r->cfg.rescan_ms);
         step_rescan(r);
     }
     step_stats(r, now);
-    return produced || acked > 0;
+    return produced || moved > 0;
 }
 
 static bool drained(const cofre_relay_t *r)
@@ -546,8 +619,12 @@ static void *relay_main(void *arg)
     }
     bool left = !drained(r);
     drop_producer(r);
-    r->mark_bo.until_ns = 0;
-    step_mark(r, cofre_now_mono_ns());
+    step_hand_over(r);
+    pthread_mutex_lock(&r->mlock);
+    r->marker_stop = true;
+    pthread_cond_signal(&r->mwake);
+    pthread_mutex_unlock(&r->mlock);
+    pthread_join(r->marker, NULL);
     if (r->source_open && r->cfg.source.close != NULL)
         r->cfg.source.close(r->cfg.source.data);
     r->result = left ? COFRE_ETIMEDOUT : 0;
@@ -575,6 +652,7 @@ void cofre_relay_config_defaults(cofre_relay_config_t *cfg)
     cfg->flush_timeout_ms = 10000;
     cfg->message_timeout_ms = 0;
     cfg->linger_ms = 5;
+    cfg->mark_interval_ms = 50;
 }
 
 void cofre_relay_config_read(cofre_config_t *c, const char *brokers, cofre_relay_config_t *cfg)
@@ -587,6 +665,23 @@ void cofre_relay_config_read(cofre_config_t *c, const char *brokers, cofre_relay
     cfg->poll_ms = (unsigned)cofre_config_int(c, "COFRE_RELAY_POLL_MS", cfg->poll_ms, 1, 10000);
     cfg->message_timeout_ms = (unsigned)cofre_config_int(c, "COFRE_RELAY_MESSAGE_TIMEOUT_MS",
                                                          cfg->message_timeout_ms, 0, 86400000);
+}
+
+static void relay_free(cofre_relay_t *r)
+{
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->wake);
+    pthread_mutex_destroy(&r->mlock);
+    pthread_cond_destroy(&r->mwake);
+    free(r->rows);
+    free(r->acked);
+    free(r->returned);
+    free(r->to_mark);
+    free(r->marked);
+    free(r->marking);
+    free(r->in_flight.slots);
+    free(r->unacked.slots);
+    free(r);
 }
 
 cofre_relay_t *cofre_relay_start(const cofre_relay_config_t *cfg)
@@ -602,20 +697,24 @@ cofre_relay_t *cofre_relay_start(const cofre_relay_config_t *cfg)
         r->cfg.source.name = "outbox";
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->wake, NULL);
+    pthread_mutex_init(&r->mlock, NULL);
+    pthread_cond_init(&r->mwake, NULL);
     seqset_init(&r->in_flight, cfg->in_flight_max);
-    r->acked = cofre_calloc(cfg->in_flight_max, sizeof(int64_t));
+    seqset_init(&r->unacked, cfg->in_flight_max);
+    int64_t **arrays[] = {&r->acked, &r->returned, &r->to_mark, &r->marked, &r->marking};
+    for (size_t i = 0; i < COFRE_ARRAY_SIZE(arrays); i++)
+        *arrays[i] = cofre_calloc(cfg->in_flight_max, sizeof(int64_t));
     r->rows = cofre_calloc(cfg->batch_max, sizeof(cofre_relay_row_t));
     if (!make_producer(r)) {
-        free(r->rows);
-        free(r->acked);
-        free(r->in_flight.slots);
-        free(r);
+        relay_free(r);
         return NULL;
     }
     COFRE_LOG(COFRE_LOG_INFO, NULL, "outbox relay started",
               COFRE_LF_STR("source", r->cfg.source.name),
               COFRE_LF_STR("brokers", cfg->kafka.brokers));
-    int rc = pthread_create(&r->thread, NULL, relay_main, r);
+    int rc = pthread_create(&r->marker, NULL, marker_main, r);
+    COFRE_ASSERT(rc == 0);
+    rc = pthread_create(&r->thread, NULL, relay_main, r);
     COFRE_ASSERT(rc == 0);
     return r;
 }
@@ -632,12 +731,7 @@ int cofre_relay_stop(cofre_relay_t *r)
     COFRE_LOG(rc == 0 ? COFRE_LOG_INFO : COFRE_LOG_WARN, NULL, "outbox relay stopped",
               COFRE_LF_STR("source", r->cfg.source.name),
               COFRE_LF_INT("published", r->stats.published), COFRE_LF_BOOL("rows_left", rc != 0));
-    pthread_mutex_destroy(&r->lock);
-    pthread_cond_destroy(&r->wake);
-    free(r->rows);
-    free(r->acked);
-    free(r->in_flight.slots);
-    free(r);
+    relay_free(r);
     return rc;
 }
 

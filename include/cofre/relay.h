@@ -49,17 +49,25 @@ typedef struct cofre_relay_row {
 } cofre_relay_row_t;
 
 /*
- * Where rows come from. Every callback runs on the relay's thread, so a source may hold one
- * database connection without locking. Errors are negative COFRE_E* codes; the relay logs
- * them, backs off and tries again.
+ * Where rows come from. open, fetch, stats and close run on the relay's thread; mark runs on
+ * its marker thread, at the same time as fetch or stats: a source with a database keeps one
+ * connection for each (a mark waits for the database's write lock without holding up
+ * publishing). Errors are negative COFRE_E* codes; the relay logs them, backs off and tries
+ * again.
  */
 typedef struct cofre_relay_source {
     const char *name; /* for logs: "ledger", "auth" */
+    /*
+     * True when rows become visible in seq order (one writer, as SQLite has): then no row can
+     * appear below the cursor, and the periodic rescan for such rows is skipped (rows whose
+     * delivery failed are still produced again).
+     */
+    bool ordered;
     /* Opens what the source needs (a connection). Optional. */
     int (*open)(void *data);
     /* Fills out[0..*n) with up to max unpublished rows with seq > after_seq, in seq order. */
     int (*fetch)(void *data, int64_t after_seq, size_t max, cofre_relay_row_t *out, size_t *n);
-    /* Marks rows published, durably, in one transaction. */
+    /* Marks rows published, in one transaction (on the marker thread). */
     int (*mark)(void *data, const int64_t *seqs, size_t n);
     /* Unpublished rows, and the age in seconds of the oldest (0 when none). */
     int (*stats)(void *data, int64_t *pending, double *oldest_age_s);
@@ -81,6 +89,7 @@ typedef struct cofre_relay_config {
     unsigned flush_timeout_ms;   /* on stop: keep publishing at most this long (default 10000) */
     unsigned message_timeout_ms; /* librdkafka's message.timeout.ms; 0 (default) = never */
     unsigned linger_ms;          /* librdkafka's linger.ms (default 5) */
+    unsigned mark_interval_ms;   /* gather acknowledgements this long per mark (default 50) */
 } cofre_relay_config_t;
 
 /* Fills cfg with the defaults above (and zeroes the rest). */

@@ -4,6 +4,7 @@
 #include "core/outbox_source.h"
 
 #include "cofre/common.h"
+#include "cofre/db.h"
 #include "core/store.h"
 
 #include <stdio.h>
@@ -12,17 +13,19 @@
 
 struct cofre_outbox_source {
     char *db_url;
-    cofre_store_t *store;
-    cofre_outbox_row_t *rows; /* the store's rows, converted to the relay's */
+    cofre_store_t *store;      /* fetch and stats, on the relay thread */
+    cofre_store_t *mark_store; /* marks, on the relay's marker thread */
+    cofre_outbox_row_t *rows;  /* the store's rows, converted to the relay's */
     size_t rows_cap;
 };
 
 static int source_open(void *data)
 {
     cofre_outbox_source_t *s = data;
-    if (s->store != NULL)
-        return 0;
-    return cofre_store_open(s->db_url, false, &s->store);
+    int rc = s->store != NULL ? 0 : cofre_store_open(s->db_url, false, &s->store);
+    if (rc == 0 && s->mark_store == NULL)
+        rc = cofre_store_open(s->db_url, false, &s->mark_store);
+    return rc;
 }
 
 static void copy_field(char *dst, size_t size, const char *src)
@@ -58,7 +61,7 @@ static int source_fetch(void *data, int64_t after_seq, size_t max, cofre_relay_r
 static int source_mark(void *data, const int64_t *seqs, size_t n)
 {
     cofre_outbox_source_t *s = data;
-    return s->store->ops->outbox_mark_published(s->store, seqs, n);
+    return s->mark_store->ops->outbox_mark_published(s->mark_store, seqs, n);
 }
 
 static int source_stats(void *data, int64_t *pending, double *oldest_age_s)
@@ -72,15 +75,21 @@ static void source_close(void *data)
     cofre_outbox_source_t *s = data;
     if (s->store != NULL)
         cofre_store_close(s->store);
-    s->store = NULL;
+    if (s->mark_store != NULL)
+        cofre_store_close(s->mark_store);
+    s->store = s->mark_store = NULL;
 }
 
 cofre_outbox_source_t *cofre_outbox_source_new(const char *db_url, cofre_relay_source_t *src)
 {
     cofre_outbox_source_t *s = cofre_calloc(1, sizeof(*s));
     s->db_url = cofre_strdup(db_url);
+    cofre_db_kind_t kind = COFRE_DB_POSTGRES;
+    const char *target;
+    cofre_db_parse_url(db_url, &kind, &target);
     *src = (cofre_relay_source_t){
         .name = "ledger",
+        .ordered = kind == COFRE_DB_SQLITE, /* one committer: commit order is seq order */
         .open = source_open,
         .fetch = source_fetch,
         .mark = source_mark,

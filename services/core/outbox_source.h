@@ -1,8 +1,8 @@
 /*
  * outbox_source.h: cofre-core's outbox as a source for the relay (cofre/relay.h): the relay's
- * fetch, mark and stats go to the ledger store's outbox operations, on a store connection of
- * the relay's own (opened on the relay's thread, so a database that is down at start is
- * connected to later).
+ * fetch, mark and stats go to the ledger store's outbox operations, on two store connections
+ * of the relay's own, one for its thread and one for its marker (opened on the relay's thread,
+ * so a database that is down at start is connected to later).
  */
 #ifndef COFRE_CORE_OUTBOX_SOURCE_H
 #define COFRE_CORE_OUTBOX_SOURCE_H
