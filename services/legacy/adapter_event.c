@@ -7,7 +7,9 @@
 #include "cofre/uuid.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -280,6 +282,26 @@ static void write_source(cofre_jbuf_t *b, const cofre_adapter_dlq_source_t *src,
     cofre_jbuf_obj_end(b);
 }
 
+/* The original value: as a string when it is UTF-8 without NUL, else as base64, so the bytes
+ * survive exactly and every JSON reader accepts the message. */
+static void write_original(cofre_jbuf_t *b, const char *raw, size_t len)
+{
+    json_t *s = memchr(raw, '\0', len) == NULL ? json_stringn(raw, len) : NULL;
+    if (s != NULL) {
+        json_decref(s);
+        cofre_jbuf_key(b, "original");
+        cofre_jbuf_strn(b, raw, len);
+        return;
+    }
+    size_t cap = 4 * ((len + 2) / 3) + 1;
+    unsigned char *enc = cofre_malloc(cap);
+    int n = EVP_EncodeBlock(enc, (const unsigned char *)raw, (int)len);
+    COFRE_ASSERT(n >= 0 && (size_t)n < cap);
+    cofre_jbuf_key(b, "original_base64");
+    cofre_jbuf_strn(b, (const char *)enc, (size_t)n);
+    free(enc);
+}
+
 void cofre_adapter_dlq_message(cofre_jbuf_t *out, const char *reason, const char *detail,
                                const char *code, unsigned attempts,
                                const cofre_adapter_transfer_t *t,
@@ -310,10 +332,8 @@ void cofre_adapter_dlq_message(cofre_jbuf_t *out, const char *reason, const char
     if (has_transfer)
         write_transfer(out, t);
     write_source(out, src, t);
-    if (src->raw != NULL) {
-        cofre_jbuf_key(out, "original");
-        cofre_jbuf_strn(out, src->raw, COFRE_MIN(src->raw_len, (size_t)COFRE_ADAPTER_EVENT_MAX));
-    }
+    if (src->raw != NULL)
+        write_original(out, src->raw, COFRE_MIN(src->raw_len, (size_t)COFRE_ADAPTER_EVENT_MAX));
     cofre_jbuf_obj_end(out);
     cofre_jbuf_obj_end(out);
 }

@@ -83,7 +83,8 @@ typedef struct cofre_adapter_dlq_source {
  * cofre.legacy.dead_lettered, subject the transfer id (or the source event id), data
  * {reason, detail, response_code, attempts, transfer (when known, with the legacy RRN),
  * source {topic, partition, offset, event_id}, original (the raw value as a string, for
- * malformed events, at most COFRE_ADAPTER_EVENT_MAX bytes)}. t may be NULL (nothing parsed);
+ * malformed events, at most COFRE_ADAPTER_EVENT_MAX bytes; original_base64 instead when the
+ * value is not UTF-8 or holds a NUL)}. t may be NULL (nothing parsed);
  * code may be NULL. now_us stamps the event.
  */
 void cofre_adapter_dlq_message(cofre_jbuf_t *out, const char *reason, const char *detail,

@@ -228,6 +228,18 @@ static void dead_letter_is_a_cloudevent(void **state)
     assert_string_equal(json_string_value(json_object_get(data, "original")), "garbage");
     assert_true(json_is_null(json_object_get(ev, "subject")));
     json_decref(ev);
+    /* Bytes that are not UTF-8 (or hold a NUL) travel as base64, exactly. */
+    static const char bin[] = {'a', '\0', (char)0xff, 'b'};
+    src.raw = bin;
+    src.raw_len = sizeof(bin);
+    cofre_jbuf_reset(&b);
+    cofre_adapter_dlq_message(&b, COFRE_ADAPTER_DLQ_MALFORMED, detail, NULL, 0, &none, &src, 0);
+    ev = json_loads(b.data, 0, &err);
+    assert_non_null(ev);
+    data = json_object_get(ev, "data");
+    assert_null(json_object_get(data, "original"));
+    assert_string_equal(json_string_value(json_object_get(data, "original_base64")), "YQD/Yg==");
+    json_decref(ev);
     cofre_jbuf_release(&b);
 }
 
