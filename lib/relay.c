@@ -120,6 +120,7 @@ struct cofre_relay {
     /* Owned by the relay thread. */
     rd_kafka_t *rk;
     bool source_open;
+    bool standing_by;   /* the source said another process relays it */
     int64_t cursor;     /* every row with seq <= cursor was produced at least once */
     bool fetch_full;    /* the last fetch after the cursor filled its page */
     seqset_t in_flight; /* produced, not yet marked (the bound, and what a rescan skips) */
@@ -557,10 +558,23 @@ static bool step_connect(cofre_relay_t *r, uint64_t now)
         if (!backoff_ready(&r->open_bo, now))
             return false;
         int rc = r->cfg.source.open != NULL ? r->cfg.source.open(r->cfg.source.data) : 0;
+        if (rc == COFRE_EEXIST) {
+            if (!r->standing_by)
+                COFRE_LOG(COFRE_LOG_INFO, NULL,
+                          "outbox relay: another process relays this outbox; standing by",
+                          COFRE_LF_STR("source", r->cfg.source.name));
+            r->standing_by = true;
+            r->open_bo.until_ns = now + ms_ns(r->cfg.backoff_max_ms);
+            return false;
+        }
         if (rc != 0) {
             backoff_fail(r, &r->open_bo, "open", rc);
             return false;
         }
+        if (r->standing_by)
+            COFRE_LOG(COFRE_LOG_INFO, NULL, "outbox relay: taking over the outbox",
+                      COFRE_LF_STR("source", r->cfg.source.name));
+        r->standing_by = false;
         backoff_ok(r, &r->open_bo, "open");
         r->source_open = true;
     }
@@ -597,6 +611,8 @@ static bool relay_step(cofre_relay_t *r)
 
 static bool drained(const cofre_relay_t *r)
 {
+    if (r->standing_by)
+        return true; /* another process publishes these rows */
     return r->source_open && r->rk != NULL && !r->final_fetch_due && !r->fetch_full &&
            r->in_flight.count == 0 && !r->retrying;
 }

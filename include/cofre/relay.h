@@ -63,7 +63,11 @@ typedef struct cofre_relay_source {
      * delivery failed are still produced again).
      */
     bool ordered;
-    /* Opens what the source needs (a connection). Optional. */
+    /*
+     * Opens what the source needs (connections). Optional. COFRE_EEXIST means another process
+     * relays this outbox (only one may): the relay stands by and tries again every
+     * backoff_max_ms, so it takes over within seconds of that process's end.
+     */
     int (*open)(void *data);
     /* Fills out[0..*n) with up to max unpublished rows with seq > after_seq, in seq order. */
     int (*fetch)(void *data, int64_t after_seq, size_t max, cofre_relay_row_t *out, size_t *n);

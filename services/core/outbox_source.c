@@ -7,22 +7,52 @@
 #include "cofre/db.h"
 #include "core/store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 struct cofre_outbox_source {
     char *db_url;
+    char *lock_path; /* SQLite: the file whose lock makes one process the relay */
+    int lock_fd;
     cofre_store_t *store;      /* fetch and stats, on the relay thread */
     cofre_store_t *mark_store; /* marks, on the relay's marker thread */
     cofre_outbox_row_t *rows;  /* the store's rows, converted to the relay's */
     size_t rows_cap;
 };
 
+/*
+ * SQLite: processes sharing one database file (make run's two core replicas) take turns
+ * relaying its outbox through an exclusive lock on a file beside it, released by the kernel
+ * when the holder dies. PostgreSQL's replicas each relay (see docs/events/README.md).
+ */
+static int take_relay_lock(cofre_outbox_source_t *s)
+{
+    if (s->lock_path == NULL || s->lock_fd >= 0)
+        return 0;
+    int fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return COFRE_EIO;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int busy = errno == EWOULDBLOCK;
+        close(fd);
+        return busy ? COFRE_EEXIST : COFRE_EIO;
+    }
+    s->lock_fd = fd;
+    return 0;
+}
+
 static int source_open(void *data)
 {
     cofre_outbox_source_t *s = data;
-    int rc = s->store != NULL ? 0 : cofre_store_open(s->db_url, false, &s->store);
+    int rc = take_relay_lock(s);
+    if (rc != 0)
+        return rc;
+    rc = s->store != NULL ? 0 : cofre_store_open(s->db_url, false, &s->store);
     if (rc == 0 && s->mark_store == NULL)
         rc = cofre_store_open(s->db_url, false, &s->mark_store);
     return rc;
@@ -78,15 +108,24 @@ static void source_close(void *data)
     if (s->mark_store != NULL)
         cofre_store_close(s->mark_store);
     s->store = s->mark_store = NULL;
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the lock */
+    s->lock_fd = -1;
 }
 
 cofre_outbox_source_t *cofre_outbox_source_new(const char *db_url, cofre_relay_source_t *src)
 {
     cofre_outbox_source_t *s = cofre_calloc(1, sizeof(*s));
     s->db_url = cofre_strdup(db_url);
+    s->lock_fd = -1;
     cofre_db_kind_t kind = COFRE_DB_POSTGRES;
-    const char *target;
+    const char *target = NULL;
     cofre_db_parse_url(db_url, &kind, &target);
+    if (kind == COFRE_DB_SQLITE) {
+        size_t len = strlen(target) + sizeof("-relay.lock");
+        s->lock_path = cofre_malloc(len);
+        snprintf(s->lock_path, len, "%s-relay.lock", target);
+    }
     *src = (cofre_relay_source_t){
         .name = "ledger",
         .ordered = kind == COFRE_DB_SQLITE, /* one committer: commit order is seq order */
@@ -106,6 +145,7 @@ void cofre_outbox_source_free(cofre_outbox_source_t *s)
         return;
     source_close(s);
     free(s->rows);
+    free(s->lock_path);
     free(s->db_url);
     free(s);
 }

@@ -38,7 +38,21 @@ typedef struct fake_source {
     int mark_failures; /* the next this many marks fail */
     size_t fetches;
     size_t per_key[KEYS]; /* rows added per key so far */
+    int busy_opens;       /* the next this many opens say another process relays */
+    int opens;
 } fake_source_t;
+
+static int fake_open(void *data)
+{
+    fake_source_t *s = data;
+    pthread_mutex_lock(&s->lock);
+    s->opens++;
+    int rc = s->busy_opens > 0 ? COFRE_EEXIST : 0;
+    if (s->busy_opens > 0)
+        s->busy_opens--;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
 
 static int fake_fetch(void *data, int64_t after, size_t max, cofre_relay_row_t *out, size_t *n)
 {
@@ -172,6 +186,7 @@ static int setup(void **state)
     f->cfg.backoff_max_ms = 200;
     f->cfg.flush_timeout_ms = 5000;
     f->cfg.source = (cofre_relay_source_t){.name = "test",
+                                           .open = fake_open,
                                            .fetch = fake_fetch,
                                            .mark = fake_mark,
                                            .stats = fake_stats,
@@ -383,6 +398,28 @@ static void stop_with_brokers_down_gives_up_in_time(void **state)
     assert_int_equal(cofre_relay_stop(r), 0);
 }
 
+static void stands_by_while_another_process_relays(void **state)
+{
+    fixture_t *f = *state;
+    f->src.busy_opens = 3;
+    add_rows(&f->src, 30);
+    cofre_relay_t *r = cofre_relay_start(&f->cfg);
+    sleep_ms(250);
+    assert_int_equal(published(&f->src), 0); /* nothing while the other one relays */
+    wait_published(&f->src, 30);             /* then it takes over */
+    assert_int_equal(f->src.opens, 4);
+    assert_int_equal(cofre_relay_stop(r), 0);
+
+    f->src.busy_opens = 1000; /* stopping while standing by is immediate and leaves no work */
+    add_rows(&f->src, 5);
+    r = cofre_relay_start(&f->cfg);
+    sleep_ms(50);
+    uint64_t t0 = cofre_now_mono_ns();
+    assert_int_equal(cofre_relay_stop(r), 0);
+    assert_true(cofre_now_mono_ns() - t0 < 1000000000ull);
+    assert_int_equal(published(&f->src), 30);
+}
+
 static void config_rejects_bad_values(void **state)
 {
     (void)state;
@@ -413,6 +450,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(refused_deliveries_go_again_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(stop_flushes_what_is_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(stop_with_brokers_down_gives_up_in_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(stands_by_while_another_process_relays, setup, teardown),
         cmocka_unit_test(config_rejects_bad_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
