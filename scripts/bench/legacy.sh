@@ -11,7 +11,9 @@
 #      host (consumer lag, backlog and outbox all 0). It keeps up when that is at most 5 s.
 # Prints a markdown section on stdout. Usage: scripts/bench/legacy.sh BIN_DIR
 # Environment: BENCH_SECONDS (10), BENCH_LEGACY_COUNT (5000 round trips in 1),
-# BENCH_LEGACY_EVENTS (20000 events in 2), BENCH_TRANSFER_CONNECTIONS (128).
+# BENCH_LEGACY_EVENTS (20000 events in 2), BENCH_TRANSFER_CONNECTIONS (128), and the
+# adapter's BENCH_LEGACY_WINDOW (32, requests in flight per connection) and BENCH_LEGACY_POOL
+# (1, connections in 3).
 set -euo pipefail
 
 bin_dir=$(cd "$1" && pwd)
@@ -21,6 +23,7 @@ count=${BENCH_LEGACY_COUNT:-5000}
 events=${BENCH_LEGACY_EVENTS:-20000}
 conns=${BENCH_TRANSFER_CONNECTIONS:-128}
 keep_pool=${BENCH_LEGACY_POOL:-1}
+window=${BENCH_LEGACY_WINDOW:-32}
 py=/usr/bin/python3
 work=$(mktemp -d)
 pids=()
@@ -117,7 +120,7 @@ start_adapter() { # start_adapter NAME POOL: sets adapter_port and adapter_pid
     adapter_port=$(free_port)
     COFRE_LISTEN="127.0.0.1:$adapter_port" COFRE_DB="sqlite:$work/$1.db" COFRE_LOG_LEVEL=warn \
         COFRE_DRAIN_S=0 COFRE_THREADS=1 COFRE_KAFKA_BROKERS="$brokers" COFRE_LEGACY_GROUP="$1" \
-        COFRE_LEGACY_HOST="127.0.0.1:$sim_port" COFRE_LEGACY_POOL="$2" \
+        COFRE_LEGACY_HOST="127.0.0.1:$sim_port" COFRE_LEGACY_POOL="$2" COFRE_LEGACY_WINDOW="$window" \
         "$bin_dir/cofre-legacy" >"$work/$1.log" 2>&1 &
     adapter_pid=$!
     pids+=("$adapter_pid")
@@ -295,14 +298,14 @@ machine; the simulator commits every answer (synchronous=FULL) before sending it
 
 | cofre-legacy delivering $events stored events | deliveries/s | p99 of the 0200 round trip |
 | --- | --- | --- |
-| one connection (window 32) | $(cat "$work/pool1.rate") | <= $(cat "$work/pool1.p99") ms |
-| pool of 4 connections (window 32 each) | $(cat "$work/pool4.rate") | <= $(cat "$work/pool4.p99") ms |
+| one connection (window $window) | $(cat "$work/pool1.rate") | <= $(cat "$work/pool1.p99") ms |
+| pool of 4 connections (window $window each) | $(cat "$work/pool4.rate") | <= $(cat "$work/pool4.p99") ms |
 
 Each delivery is durable three times on the adapter's side (stored by the consumer before the
 offset commit, marked sent before the 0200 leaves, its outcome), in batches.
 
 Keeping up with the core: wrk at the core's maximum ($conns connections, $seconds s, relay to
-cofre-kafka-dev on, everything on the same cores; cofre-legacy with a pool of $keep_pool) posted $keep_rate transfers/s; the adapter's
+cofre-kafka-dev on, everything on the same cores; cofre-legacy with a pool of $keep_pool, window $window) posted $keep_rate transfers/s; the adapter's
 consumer lag peaked at $keep_peak_lag messages and its backlog (stored, not yet delivered) at
 $keep_peak_backlog. After the load stopped, the core's outbox was
 empty after $keep_outbox_s s, the adapter's consumer lag was 0 after $keep_lag_s s, and all
