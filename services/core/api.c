@@ -300,7 +300,9 @@ static void run_account_transfers(read_task_t *t, cofre_store_t *st)
     int64_t *seqs = cofre_malloc((t->limit + 1) * sizeof(*seqs));
     size_t n = 0;
     rc = st->ops->transfers_page(st, &q, items, seqs, &n);
-    if (!read_error(t, rc, COFRE_P_INTERNAL, "")) {
+    if (rc == COFRE_EINVAL) {
+        read_fail(t, COFRE_P_INVALID_CURSOR, "the cursor is not one of this account's pages");
+    } else if (!read_error(t, rc, COFRE_P_INTERNAL, "")) {
         cofre_jbuf_obj_begin(&t->body);
         cofre_jbuf_key(&t->body, "data");
         cofre_jbuf_arr_begin(&t->body);

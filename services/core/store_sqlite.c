@@ -49,7 +49,8 @@ enum {
     Q_TRANSFER_GET,
     Q_ACCOUNTS_PAGE_OWNER,
     Q_ACCOUNTS_PAGE_ALL,
-    Q_TRANSFERS_PAGE,
+    Q_TRANSFER_BY_SEQ,
+    Q_ACCOUNT_HEAD,
     Q_PING,
     Q_OUTBOX_FETCH,
     Q_OUTBOX_MARK,
@@ -63,14 +64,15 @@ static const char *const queries[Q_COUNT_] = {
     [Q_ROLLBACK] = "ROLLBACK",
     [Q_IDEM_GET] = "SELECT request_hash, status, body FROM idempotency "
                    "WHERE client_id = ?1 AND key = ?2",
-    [Q_ACCOUNT_GET] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id = ?1",
+    [Q_ACCOUNT_GET] = "SELECT " ACCOUNT_COLUMNS ", last_transfer_seq FROM accounts WHERE id = ?1",
     [Q_TRANSFER_EXISTS] = "SELECT 1 FROM transfers WHERE id = ?1",
     [Q_ACCOUNT_INSERT] = "INSERT INTO accounts (" ACCOUNT_COLUMNS
                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    [Q_ACCOUNT_UPDATE] = "UPDATE accounts SET debits_posted = ?2, credits_posted = ?3 "
-                         "WHERE id = ?1",
-    [Q_TRANSFER_INSERT] = "INSERT INTO transfers (" TRANSFER_COLUMNS
-                          ", client_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [Q_ACCOUNT_UPDATE] = "UPDATE accounts SET debits_posted = ?2, credits_posted = ?3, "
+                         "last_transfer_seq = ?4 WHERE id = ?1",
+    [Q_TRANSFER_INSERT] =
+        "INSERT INTO transfers (" TRANSFER_COLUMNS ", client_id, prev_debit_seq, prev_credit_seq) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [Q_IDEM_INSERT] = "INSERT INTO idempotency (client_id, key, request_hash, status, body, "
                       "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_OUTBOX_INSERT] = "INSERT INTO outbox (event_id, topic, partition_key, type, payload, "
@@ -82,12 +84,10 @@ static const char *const queries[Q_COUNT_] = {
                               "WHERE owner = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     [Q_ACCOUNTS_PAGE_ALL] = "SELECT " ACCOUNT_COLUMNS ", seq FROM accounts "
                             "WHERE seq > ?2 ORDER BY seq LIMIT ?3",
-    /* Each side is limited first, so a busy account's history is never sorted whole. */
-    [Q_TRANSFERS_PAGE] = "SELECT * FROM (SELECT " TRANSFER_COLUMNS ", seq FROM transfers "
-                         "WHERE debit_account_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3) "
-                         "UNION ALL SELECT * FROM (SELECT " TRANSFER_COLUMNS
-                         ", seq FROM transfers WHERE credit_account_id = ?1 AND seq < ?2 "
-                         "ORDER BY seq DESC LIMIT ?3) ORDER BY 8 DESC LIMIT ?3",
+    /* An account's transfers are a chain: see migrations/sqlite/0002_account_chains.sql. */
+    [Q_TRANSFER_BY_SEQ] = "SELECT " TRANSFER_COLUMNS ", prev_debit_seq, prev_credit_seq "
+                          "FROM transfers WHERE seq = ?1",
+    [Q_ACCOUNT_HEAD] = "SELECT last_transfer_seq FROM accounts WHERE id = ?1",
     [Q_PING] = "SELECT 1",
     [Q_OUTBOX_FETCH] = "SELECT seq, event_id, topic, partition_key, type, traceparent, payload "
                        "FROM outbox WHERE published_at IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
@@ -95,10 +95,24 @@ static const char *const queries[Q_COUNT_] = {
     [Q_OUTBOX_STATS] = "SELECT count(*), min(created_at) FROM outbox WHERE published_at IS NULL",
 };
 
+/*
+ * The head of each account's transfer chain during one batch: read with the account at
+ * lookup, advanced as the batch's transfers are inserted, written back with the totals.
+ */
+typedef struct chain_head {
+    const char *account_id; /* NULL: empty cell */
+    int64_t last_seq;
+    bool moved;
+} chain_head_t;
+
 typedef struct sqlite_store {
     cofre_store_t super;
     sqlite3 *db;
     sqlite3_stmt *stmts[Q_COUNT_];
+    chain_head_t *heads; /* open addressing, heads_cap a power of two */
+    size_t heads_cap;
+    char (*head_ids)[COFRE_UUID_LEN + 1]; /* the keys' storage, heads_cap entries */
+    size_t nheads;
     int wal_frames; /* frames in the WAL after the last commit (writer only) */
 } sqlite_store_t;
 
@@ -178,6 +192,45 @@ static void read_transfer(sqlite3_stmt *st, cofre_transfer_t *t)
     copy_column(st, 6, t->created_at, sizeof(t->created_at));
 }
 
+/* ---- transfer chains -------------------------------------------------------------------- */
+
+static void heads_reset(sqlite_store_t *s, size_t accounts)
+{
+    size_t need = 16;
+    while (need < 2 * accounts + 2)
+        need *= 2;
+    if (need > s->heads_cap) {
+        free(s->heads);
+        free(s->head_ids);
+        s->heads = cofre_malloc(need * sizeof(*s->heads));
+        s->head_ids = cofre_malloc(need * sizeof(*s->head_ids));
+        s->heads_cap = need;
+    }
+    memset(s->heads, 0, s->heads_cap * sizeof(*s->heads));
+    s->nheads = 0;
+}
+
+/* The chain head of account id, added (with last_seq 0) when absent. */
+static chain_head_t *head_of(sqlite_store_t *s, const char *id)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = id; *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    size_t mask = s->heads_cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        chain_head_t *c = &s->heads[i];
+        if (c->account_id == NULL) {
+            COFRE_ASSERT(s->nheads + 1 < s->heads_cap);
+            snprintf(s->head_ids[i], sizeof(s->head_ids[i]), "%s", id);
+            c->account_id = s->head_ids[i];
+            s->nheads++;
+            return c;
+        }
+        if (strcmp(c->account_id, id) == 0)
+            return c;
+    }
+}
+
 /* ---- write path ------------------------------------------------------------------------- */
 
 static int sq_begin(cofre_store_t *base)
@@ -225,6 +278,8 @@ static int lookup_account(sqlite_store_t *s, const char *id, cofre_account_t *ou
     *found = rc == SQLITE_ROW;
     if (*found) {
         read_account(st, out);
+        if (s->heads_cap > 0)
+            head_of(s, id)->last_seq = sqlite3_column_int64(st, 10);
         rc = SQLITE_DONE;
     }
     sqlite3_reset(st);
@@ -245,6 +300,7 @@ static int sq_lookup(cofre_store_t *base, cofre_lookup_t *lk)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     int rc = 0;
+    heads_reset(s, lk->n_accounts);
     for (size_t i = 0; i < lk->n_idem; i++)
         lk->idem[i] = (cofre_idem_record_t){0};
     for (size_t i = 0; i < lk->n_accounts; i++)
@@ -280,6 +336,7 @@ static int update_account(sqlite_store_t *s, const cofre_account_t *a)
     bind_text(st, 1, a->id);
     sqlite3_bind_int64(st, 2, a->debits_posted);
     sqlite3_bind_int64(st, 3, a->credits_posted);
+    sqlite3_bind_int64(st, 4, head_of(s, a->id)->last_seq);
     int rc = run(s, Q_ACCOUNT_UPDATE);
     if (rc == 0 && sqlite3_changes(s->db) != 1)
         return COFRE_ECONFLICT;
@@ -298,7 +355,17 @@ static int insert_transfer(sqlite_store_t *s, const cofre_transfer_write_t *w)
     bind_text(st, 6, t->has_reference ? t->reference : NULL);
     bind_text(st, 7, t->created_at);
     bind_text(st, 8, w->client_id);
-    return run(s, Q_TRANSFER_INSERT);
+    chain_head_t *debit = head_of(s, t->debit_account_id);
+    chain_head_t *credit = head_of(s, t->credit_account_id);
+    sqlite3_bind_int64(st, 9, debit->last_seq);
+    sqlite3_bind_int64(st, 10, credit->last_seq);
+    int rc = run(s, Q_TRANSFER_INSERT);
+    if (rc == 0) {
+        int64_t seq = sqlite3_last_insert_rowid(s->db);
+        debit->last_seq = credit->last_seq = seq;
+        debit->moved = credit->moved = true;
+    }
+    return rc;
 }
 
 static int insert_idem(sqlite_store_t *s, const cofre_idem_write_t *w, int64_t now)
@@ -332,12 +399,16 @@ static int sq_write(cofre_store_t *base, const cofre_write_set_t *ws)
     int rc = 0;
     char now[COFRE_TIME_LEN + 1];
     cofre_time_format(cofre_now_wall_us(), now);
+    /* Transfers before the account updates: those carry the chains' new heads. */
     for (size_t i = 0; rc == 0 && i < ws->n_new_accounts; i++)
         rc = insert_account(s, ws->new_accounts[i]);
-    for (size_t i = 0; rc == 0 && i < ws->n_changed_accounts; i++)
-        rc = update_account(s, ws->changed_accounts[i]);
     for (size_t i = 0; rc == 0 && i < ws->n_transfers; i++)
         rc = insert_transfer(s, &ws->transfers[i]);
+    for (size_t i = 0; rc == 0 && i < ws->n_changed_accounts; i++)
+        rc = update_account(s, ws->changed_accounts[i]);
+    for (size_t i = 0; rc == 0 && i < ws->n_new_accounts; i++)
+        if (head_of(s, ws->new_accounts[i]->id)->moved)
+            rc = update_account(s, ws->new_accounts[i]);
     for (size_t i = 0; rc == 0 && i < ws->n_idem; i++)
         rc = insert_idem(s, &ws->idem[i], ws->now_unix);
     for (size_t i = 0; rc == 0 && i < ws->n_outbox; i++)
@@ -401,22 +472,67 @@ static int sq_accounts_page(cofre_store_t *base, const cofre_page_query_t *q, co
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_error(s, rc, queries[qi]);
 }
 
+/* Reads the transfer at seq and, in *prev, the seq of account's previous one. Returns 0,
+ * COFRE_ENOENT, or COFRE_EINVAL when the transfer does not involve the account. */
+static int transfer_at(sqlite_store_t *s, int64_t seq, const char *account, cofre_transfer_t *t,
+                       int64_t *prev)
+{
+    sqlite3_stmt *st = s->stmts[Q_TRANSFER_BY_SEQ];
+    sqlite3_bind_int64(st, 1, seq);
+    int rc = sqlite3_step(st);
+    int result = COFRE_ENOENT;
+    if (rc == SQLITE_ROW) {
+        read_transfer(st, t);
+        result = 0;
+        if (strcmp(t->debit_account_id, account) == 0)
+            *prev = sqlite3_column_int64(st, 7);
+        else if (strcmp(t->credit_account_id, account) == 0)
+            *prev = sqlite3_column_int64(st, 8);
+        else
+            result = COFRE_EINVAL;
+    } else if (rc != SQLITE_DONE) {
+        result = map_error(s, rc, queries[Q_TRANSFER_BY_SEQ]);
+    }
+    sqlite3_reset(st);
+    return result;
+}
+
+static int chain_head_seq(sqlite_store_t *s, const char *account, int64_t *seq)
+{
+    sqlite3_stmt *st = s->stmts[Q_ACCOUNT_HEAD];
+    bind_text(st, 1, account);
+    int rc = sqlite3_step(st);
+    *seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_error(s, rc, queries[Q_ACCOUNT_HEAD]);
+}
+
+/*
+ * Newest first along the account's chain. A cursor is the seq of the last transfer of the
+ * previous page: its previous one starts this page (COFRE_EINVAL when the cursor is not one
+ * of the account's transfers).
+ */
 static int sq_transfers_page(cofre_store_t *base, const cofre_page_query_t *q,
                              cofre_transfer_t *out, int64_t *seqs, size_t *n)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
-    sqlite3_stmt *st = s->stmts[Q_TRANSFERS_PAGE];
-    bind_text(st, 1, q->account_id);
-    sqlite3_bind_int64(st, 2, q->cursor_seq);
-    sqlite3_bind_int64(st, 3, (int64_t)q->limit + 1);
+    int64_t next = 0;
     int rc;
     *n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n <= q->limit) {
-        read_transfer(st, &out[*n]);
-        seqs[(*n)++] = sqlite3_column_int64(st, 7);
+    if (q->cursor_seq == INT64_MAX) {
+        rc = chain_head_seq(s, q->account_id, &next);
+    } else {
+        cofre_transfer_t t;
+        rc = transfer_at(s, q->cursor_seq, q->account_id, &t, &next);
+        rc = rc == COFRE_ENOENT ? COFRE_EINVAL : rc;
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_error(s, rc, queries[Q_TRANSFERS_PAGE]);
+    while (rc == 0 && next != 0 && *n <= q->limit) {
+        seqs[*n] = next;
+        rc = transfer_at(s, next, q->account_id, &out[*n], &next);
+        if (rc == 0)
+            (*n)++;
+    }
+    return rc;
 }
 
 static bool sq_ping(cofre_store_t *base)
@@ -526,6 +642,8 @@ static void sq_close(cofre_store_t *base)
     for (int i = 0; i < Q_COUNT_; i++)
         sqlite3_finalize(s->stmts[i]);
     sqlite3_close(s->db);
+    free(s->heads);
+    free(s->head_ids);
     free(s);
 }
 
