@@ -29,12 +29,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CHUNK_TRANSFERS_MAX   4096
-#define ATTEMPTS_MAX          6
-#define POP_WAIT_NS           100000000u
-#define HEALTH_INTERVAL_NS    1000000000u
-#define PRUNE_INTERVAL_NS     60000000000u
-#define PRUNE_ROWS_MAX        1000
+#define CHUNK_TRANSFERS_MAX 4096
+#define ATTEMPTS_MAX        6
+#define POP_WAIT_NS         100000000u
+#define HEALTH_INTERVAL_NS  1000000000u
+/* Expired idempotency records go in small chunks between batches, so a backlog never holds
+ * a batch up for long: while chunks come back full, one more at each batch boundary. */
+#define PRUNE_INTERVAL_NS     10000000000u
+#define PRUNE_CHUNK_ROWS      256
 #define COMMITTER_THREADS_MAX 16
 
 static const char topic_ledger[] = "cofre.ledger.events";
@@ -77,6 +79,8 @@ typedef struct worker {
     char now[COFRE_TIME_LEN + 1];
     uint64_t last_health_ns;
     uint64_t last_prune_ns;
+    bool prune_backlog;   /* the last chunk was full: more are due now */
+    uint64_t pruned_rows; /* since the last log line */
 } worker_t;
 
 struct cofre_committer {
@@ -620,23 +624,33 @@ static void commit_commands(worker_t *w, cofre_cmd_t **cmds, size_t n)
     w->store->ops->maintain(w->store);
 }
 
-/* ---- housekeeping while idle ------------------------------------------------------------ */
+/* ---- housekeeping between batches and while idle ---------------------------------------- */
 
-static void housekeeping(worker_t *w)
+static void prune_chunk(worker_t *w)
+{
+    int64_t before =
+        (int64_t)(cofre_now_wall_us() / 1000000u) - (int64_t)w->c->cfg.retention_h * 3600;
+    int deleted = w->store->ops->prune_idempotency(w->store, before, PRUNE_CHUNK_ROWS);
+    w->prune_backlog = deleted == PRUNE_CHUNK_ROWS;
+    if (deleted > 0)
+        w->pruned_rows += (uint64_t)deleted;
+    if (!w->prune_backlog && w->pruned_rows > 0) {
+        COFRE_LOG(COFRE_LOG_INFO, NULL, "expired idempotency records deleted",
+                  COFRE_LF_INT("rows", w->pruned_rows));
+        w->pruned_rows = 0;
+    }
+}
+
+static void housekeeping(worker_t *w, bool idle)
 {
     uint64_t now = cofre_now_mono_ns();
-    if (now - w->last_health_ns >= HEALTH_INTERVAL_NS) {
+    if (idle && now - w->last_health_ns >= HEALTH_INTERVAL_NS) {
         w->last_health_ns = now;
         atomic_store(&w->c->db_up, w->store->ops->ping(w->store));
     }
-    if (now - w->last_prune_ns >= PRUNE_INTERVAL_NS) {
+    if (w->prune_backlog || now - w->last_prune_ns >= PRUNE_INTERVAL_NS) {
         w->last_prune_ns = now;
-        int64_t before =
-            (int64_t)(cofre_now_wall_us() / 1000000u) - (int64_t)w->c->cfg.retention_h * 3600;
-        int deleted = w->store->ops->prune_idempotency(w->store, before, PRUNE_ROWS_MAX);
-        if (deleted > 0)
-            COFRE_LOG(COFRE_LOG_INFO, NULL, "expired idempotency records deleted",
-                      COFRE_LF_INT("rows", deleted));
+        prune_chunk(w);
     }
 }
 
@@ -646,16 +660,17 @@ static void *worker_main(void *arg)
     cofre_committer_t *c = w->c;
     pthread_setname_np(pthread_self(), "committer");
     cofre_cmd_t **cmds = cofre_malloc(c->cfg.batch_max * sizeof(*cmds));
-    w->last_prune_ns = cofre_now_mono_ns();
+    w->last_prune_ns = 0; /* prune once at start, then every interval */
     for (;;) {
         size_t n = cofre_queue_pop_many(c->queue, (void **)cmds, c->cfg.batch_max, POP_WAIT_NS);
         if (n > 0) {
             commit_commands(w, cmds, n);
+            housekeeping(w, false);
             continue;
         }
         if (cofre_queue_is_closed(c->queue) && cofre_queue_length(c->queue) == 0)
             break;
-        housekeeping(w);
+        housekeeping(w, true);
     }
     free(cmds);
     return NULL;

@@ -1,10 +1,11 @@
-"""SQLite schema migrations: a database made by an older schema is brought up to date at start
-and keeps working; a schema newer than the binary is refused. (PostgreSQL's migrations are
-tested in test_pg_schema.py.)"""
+"""The SQLite store over time: a database made by an older schema is brought up to date at start
+and keeps working; a schema newer than the binary is refused; expired idempotency records are
+deleted. (PostgreSQL's migrations are tested in test_pg_schema.py.)"""
 
 import os
 import sqlite3
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -19,7 +20,7 @@ NOW = "2026-01-02T03:04:05.000000Z"
 @pytest.fixture(autouse=True)
 def sqlite_only(backend):
     if backend.name != "sqlite":
-        pytest.skip("SQLite migrations")
+        pytest.skip("the SQLite store")
 
 
 def version_1_database(path, transfers):
@@ -94,3 +95,35 @@ def test_newer_schema_is_refused(tmp_path, core_factory):
                        env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "newer" in r.stdout + r.stderr
+
+
+def test_expired_idempotency_records_are_deleted(core_factory, tmp_path):
+    """Records older than the retention (24 h by default) are deleted in chunks, a backlog of
+    them included, and only those: a key used within the retention still replays."""
+    first = core_factory(db="sqlite:" + str(tmp_path / "core.db"))
+    api = Api(first.base)
+    bank = api.open_account(no_overdraft=False)
+    alice = api.open_account()
+    r = api.transfer(bank, alice, 5, key="kept-key")
+    assert r.status_code == 201
+    first.stop()
+    conn = sqlite3.connect(str(tmp_path / "core.db"))
+    old = int(time.time()) - 25 * 3600
+    conn.executemany("INSERT INTO idempotency (client_id, key, request_hash, status, body, "
+                     "created_at) VALUES ('local', ?, x'00', 201, '{}', ?)",
+                     [(f"old-{i}", old) for i in range(1000)])
+    conn.commit()
+    conn.close()
+    second = core_factory(db="sqlite:" + str(tmp_path / "core.db"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        left = second.backend.query(second.db, "SELECT count(*) FROM idempotency "
+                                               "WHERE key LIKE 'old-%'")[0][0]
+        if left == 0:
+            break
+        time.sleep(0.2)
+    assert left == 0, f"{left} expired records left"
+    api = Api(second.base)
+    again = api.transfer(bank, alice, 5, key="kept-key")
+    assert again.status_code == 201 and again.headers.get("Idempotency-Replayed") == "true"
+    api.close()
