@@ -110,42 +110,43 @@ typedef struct backoff {
 struct cofre_relay {
     cofre_relay_config_t cfg;
     pthread_t thread;
-    atomic_bool stopping;
     uint64_t stop_deadline_ns; /* set before stopping */
     pthread_mutex_t lock;      /* guards stats and the wakeup */
     pthread_cond_t wake;
     cofre_relay_stats_t stats;
-    int result;
 
     /* Owned by the relay thread. */
     rd_kafka_t *rk;
-    bool source_open;
-    bool standing_by;   /* the source said another process relays it */
     int64_t cursor;     /* every row with seq <= cursor was produced at least once */
-    bool fetch_full;    /* the last fetch after the cursor filled its page */
     seqset_t in_flight; /* produced, not yet marked (the bound, and what a rescan skips) */
     seqset_t unacked;   /* produced, no delivery report yet */
     int64_t *acked;     /* acknowledged, not yet handed to the marker */
     size_t nacked;
     int64_t *returned; /* marked, taken back from the marker */
+    cofre_relay_row_t *rows;
+    uint64_t failures_at_retry;                     /* failures when the last retry was produced */
+    backoff_t open_bo, fetch_bo, mark_bo, retry_bo; /* mark_bo: the marker's */
+    uint64_t next_rescan_ns, next_stats_ns;
 
     /* The marker thread, and what it shares with the relay thread (under mlock). */
     pthread_t marker;
     pthread_mutex_t mlock;
     pthread_cond_t mwake;
-    bool marker_stop;
     int64_t *to_mark; /* handed over, not yet marked */
     size_t nto_mark;
     int64_t *marked; /* marked, not yet taken back */
     size_t nmarked;
     int64_t *marking; /* the marker's own: the batch being marked */
-    cofre_relay_row_t *rows;
-    bool retrying; /* a delivery failed: new rows wait */
+
     enum { RETRY_NONE, RETRY_WAITING, RETRY_SENT } retry_phase;
-    uint64_t failures_at_retry; /* failures when the last retry was produced */
-    bool final_fetch_due;       /* stopping: rows committed just before must still go */
-    backoff_t open_bo, fetch_bo, mark_bo, retry_bo; /* mark_bo: the marker's */
-    uint64_t next_rescan_ns, next_stats_ns;
+    int result;
+    atomic_bool stopping;
+    bool marker_stop;     /* under mlock */
+    bool source_open;     /* relay thread, as below */
+    bool standing_by;     /* the source said another process relays it */
+    bool fetch_full;      /* the last fetch after the cursor filled its page */
+    bool retrying;        /* a delivery failed: new rows wait */
+    bool final_fetch_due; /* stopping: rows committed just before must still go */
 };
 
 static struct {

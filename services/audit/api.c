@@ -264,10 +264,14 @@ static bool read_query(cofre_req_t *req, api_task_t *t)
         cofre_req_fail(req, COFRE_P_INVALID_CURSOR, "the cursor is not one this API gave");
         return false;
     }
-    if (subject != NULL)
-        t->q.subject = strcpy(t->subject, subject);
-    if (type != NULL)
-        t->q.type = strcpy(t->type, type);
+    if (subject != NULL) {
+        snprintf(t->subject, sizeof(t->subject), "%s", subject);
+        t->q.subject = t->subject;
+    }
+    if (type != NULL) {
+        snprintf(t->type, sizeof(t->type), "%s", type);
+        t->q.type = t->type;
+    }
     return true;
 }
 

@@ -6,7 +6,6 @@
 
 #include "cofre/common.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,18 +25,14 @@ typedef struct verify_state {
     uint8_t prev[COFRE_AUDIT_HASH_LEN];
 } verify_state_t;
 
-static void bad(verify_state_t *st, int64_t seq, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void bad(verify_state_t *st, int64_t seq, const char *fmt, ...)
+/* Marks the verdict bad at seq; the caller writes the reason (REASON). */
+static void bad(verify_state_t *st, int64_t seq)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(st->v->reason, sizeof(st->v->reason), fmt, ap);
-    va_end(ap);
     st->v->ok = false;
     st->v->first_bad = seq;
 }
+
+#define REASON(st, ...) snprintf((st)->v->reason, sizeof((st)->v->reason), __VA_ARGS__)
 
 /* The next checkpoint in seq order (NULL when none is left), loading pages as needed. */
 static int peek_checkpoint(verify_state_t *st, const cofre_audit_checkpoint_t **cp)
@@ -65,14 +60,16 @@ static int check_checkpoints(verify_state_t *st, int64_t seq, const uint8_t *h)
     int rc;
     while ((rc = peek_checkpoint(st, &cp)) == 0 && cp != NULL && cp->seq <= seq) {
         if (!cofre_audit_checkpoint_valid(st->keys, cp)) {
-            bad(st, cp->seq, "the checkpoint at seq %lld has a bad signature or an untrusted key",
-                (long long)cp->seq);
+            REASON(st, "the checkpoint at seq %lld has a bad signature or an untrusted key",
+                   (long long)cp->seq);
+            bad(st, cp->seq);
             return 0;
         }
         if (cp->seq < seq || memcmp(cp->hash, h, COFRE_AUDIT_HASH_LEN) != 0) {
-            bad(st, st->last_good_cp + 1,
-                "records %lld..%lld differ from the checkpoint signed at seq %lld (rewritten)",
-                (long long)(st->last_good_cp + 1), (long long)cp->seq, (long long)cp->seq);
+            REASON(st,
+                   "records %lld..%lld differ from the checkpoint signed at seq %lld (rewritten)",
+                   (long long)(st->last_good_cp + 1), (long long)cp->seq, (long long)cp->seq);
+            bad(st, st->last_good_cp + 1);
             return 0;
         }
         st->last_good_cp = cp->seq;
@@ -87,15 +84,17 @@ static int check_checkpoints(verify_state_t *st, int64_t seq, const uint8_t *h)
 static int check_record(verify_state_t *st, const cofre_audit_record_t *r)
 {
     if (r->seq != st->expect) {
-        bad(st, st->expect, "record %lld is missing (deleted, or the trail renumbered)",
-            (long long)st->expect);
+        REASON(st, "record %lld is missing (deleted, or the trail renumbered)",
+               (long long)st->expect);
+        bad(st, st->expect);
         return 0;
     }
     uint8_t h[COFRE_AUDIT_HASH_LEN];
     cofre_audit_record_hash(st->prev, r, h);
     if (memcmp(h, r->hash, COFRE_AUDIT_HASH_LEN) != 0) {
-        bad(st, r->seq, "record %lld does not match its hash (changed, swapped or inserted)",
-            (long long)r->seq);
+        REASON(st, "record %lld does not match its hash (changed, swapped or inserted)",
+               (long long)r->seq);
+        bad(st, r->seq);
         return 0;
     }
     int rc = check_checkpoints(st, r->seq, h);
@@ -115,14 +114,17 @@ static int check_tail(verify_state_t *st)
     int rc = peek_checkpoint(st, &cp);
     if (rc != 0 || cp == NULL)
         return rc;
-    if (!cofre_audit_checkpoint_valid(st->keys, cp))
-        bad(st, cp->seq, "the checkpoint at seq %lld has a bad signature or an untrusted key",
-            (long long)cp->seq);
-    else
-        bad(st, st->expect,
-            "records %lld..%lld are missing: the checkpoint signed at seq %lld covers them "
-            "(truncated)",
-            (long long)st->expect, (long long)cp->seq, (long long)cp->seq);
+    if (!cofre_audit_checkpoint_valid(st->keys, cp)) {
+        REASON(st, "the checkpoint at seq %lld has a bad signature or an untrusted key",
+               (long long)cp->seq);
+        bad(st, cp->seq);
+    } else {
+        REASON(st,
+               "records %lld..%lld are missing: the checkpoint signed at seq %lld covers them "
+               "(truncated)",
+               (long long)st->expect, (long long)cp->seq, (long long)cp->seq);
+        bad(st, st->expect);
+    }
     return 0;
 }
 
