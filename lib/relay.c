@@ -650,12 +650,6 @@ static void *relay_main(void *arg)
 
 /* ---- public --------------------------------------------------------------------------------- */
 
-const char cofre_relay_usage[] =
-    "  COFRE_RELAY_BATCH_MAX          outbox rows per fetch (default 500)\n"
-    "  COFRE_RELAY_IN_FLIGHT_MAX      rows produced but not yet acknowledged (default 10000)\n"
-    "  COFRE_RELAY_POLL_MS            idle wait between outbox reads (default 20)\n"
-    "  COFRE_RELAY_MESSAGE_TIMEOUT_MS give up a delivery after this long (default 0: never)\n";
-
 void cofre_relay_config_defaults(cofre_relay_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));

@@ -106,9 +106,6 @@ void cofre_relay_config_defaults(cofre_relay_config_t *cfg);
  */
 void cofre_relay_config_read(cofre_config_t *c, const char *brokers, cofre_relay_config_t *cfg);
 
-/* The usage lines for the variables cofre_relay_config_read reads. */
-extern const char cofre_relay_usage[];
-
 /*
  * Starts the relay thread (copying cfg; the source's data must outlive the relay). Never fails
  * for an unreachable database or broker: it retries. Returns NULL only when librdkafka rejects
