@@ -14,14 +14,25 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 import audit_chain
+from conftest import Stack
 from eventlib import binary, run_verify, wait_for
 
 TRANSFERS = 30  # + 2 account openings = 32 records; checkpoints every 10: 10, 20, 30, (32)
 
 
-@pytest.fixture
-def trail(stack, tmp_path):
-    """A stopped cofre-audit's trail of 32 records, and its public key."""
+@pytest.fixture(scope="module")
+def trail_stack(tmp_path_factory):
+    s = Stack(tmp_path_factory.mktemp("trail"))
+    yield s
+    problems = s.finish()
+    assert not problems, problems
+
+
+@pytest.fixture(scope="module")
+def trail(trail_stack, tmp_path_factory):
+    """A stopped cofre-audit's trail of 32 records (built once for the module; every test
+    tampers with copies), and its public key."""
+    stack, tmp_path = trail_stack, tmp_path_factory.mktemp("copies")
     stack.kafka()
     core = stack.core()
     audit = stack.audit(group="tamper", COFRE_AUDIT_CHECKPOINT_RECORDS="10")
@@ -89,7 +100,8 @@ def test_tampering_is_caught_by_the_api(trail, stack):
     record, and its verify metric drops to 0."""
     audit, public_key, tmp_path = trail
     path = tampered_copy(audit, tmp_path, "api", CASES[0][1])
-    served = stack.audit(brokers="", db=path, group="tamper-api")
+    served = stack.audit(brokers="", db=path, group="tamper-api",
+                         COFRE_AUDIT_SIGNING_KEY_FILE=audit.key_file)
     verdict = served.verify()
     assert verdict == {**verdict, "ok": False, "first_bad": 17}, verdict
     assert served.metric("cofre_audit_verify_ok") == 0

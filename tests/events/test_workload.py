@@ -36,7 +36,7 @@ def run_workload(core, customers, progress, results, seed):
 def test_workload_with_broker_outage_and_audit_restart(stack):
     kafka = stack.kafka()
     core = stack.core()
-    audit = stack.audit(group="workload")
+    audit = stack.audit(group="workload", COFRE_AUDIT_SESSION_TIMEOUT_MS="6000")
     bank = core.open_account("bank", overdraft=True)
     customers = [core.open_account(f"customer-{i}") for i in range(CUSTOMERS)]
     funded = []
@@ -59,7 +59,8 @@ def test_workload_with_broker_outage_and_audit_restart(stack):
     assert core.ready(), "cofre-core must stay ready while a broker is down"
     wait_for(lambda: len(progress) >= total // 2, 60, "half of the workload")
     assert audit.stop() == 0
-    audit = stack.audit(group="workload", ready=False)  # same store, same group
+    audit = stack.audit(group="workload", ready=False,  # same store, same group
+                        COFRE_AUDIT_SESSION_TIMEOUT_MS="6000")
     wait_for(lambda: len(progress) >= 2 * total // 3, 60, "two thirds of the workload")
     kafka.broker(down_broker, up=True)
     for t in threads:
