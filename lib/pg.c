@@ -67,6 +67,7 @@ struct cofre_pg {
 cofre_pg_t *cofre_pg_new(const cofre_pg_config_t *cfg)
 {
     COFRE_ASSERT(cfg->url != NULL);
+    COFRE_ASSERT(cofre_pq_load() == 0);
     cofre_pg_t *pg = cofre_calloc(1, sizeof(*pg));
     pg->cfg = *cfg;
     pg->url = cofre_strdup(cfg->url);

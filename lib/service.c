@@ -7,6 +7,7 @@
 #include "cofre/log.h"
 #include "cofre/metrics.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -78,6 +79,11 @@ void cofre_service_init(cofre_service_t *svc, const char *name, const char *usag
 {
     handle_options(name, usage, argc, argv, has_commands);
     setup_signals();
+    /*
+     * Two malloc arenas instead of one per thread: worker threads allocate and free in
+     * bursts, and per-thread arenas keep that memory resident long after.
+     */
+    mallopt(M_ARENA_MAX, 2);
     memset(svc, 0, sizeof(*svc));
     svc->name = name;
     cofre_config_t *c = &svc->config;

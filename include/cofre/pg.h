@@ -20,6 +20,8 @@
 #ifndef COFRE_PG_H
 #define COFRE_PG_H
 
+#include "cofre/pq.h"
+
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -64,7 +66,10 @@ typedef struct cofre_pg_param {
 
 #define COFRE_PG_TEXT(v) ((cofre_pg_param_t){.value = (v)})
 
-/* Allocates a connection handle (copying cfg's strings); does not connect. */
+/*
+ * Allocates a connection handle (copying cfg's strings); does not connect. libpq must load
+ * (cofre_pq_load, checked when the configuration is read): aborts otherwise.
+ */
 cofre_pg_t *cofre_pg_new(const cofre_pg_config_t *cfg);
 
 /* Closes the connection (if any) and frees the handle; NULL is a no-op. */

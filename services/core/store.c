@@ -7,6 +7,7 @@
 #include "cofre/common.h"
 #include "cofre/db.h"
 #include "cofre/log.h"
+#include "cofre/pq.h"
 
 #include <stdlib.h>
 
@@ -18,6 +19,8 @@ int cofre_store_open(const char *url, bool readonly, cofre_store_t **out)
         return COFRE_EINVAL;
     if (kind == COFRE_DB_SQLITE)
         return cofre_store_sqlite_open(target, readonly, out);
+    if (cofre_pq_load() != 0)
+        return COFRE_EUNAVAIL;
     return cofre_store_pg_open(target, readonly, out);
 }
 
@@ -29,6 +32,8 @@ int cofre_store_migrate(const char *url)
         return COFRE_EINVAL;
     if (kind == COFRE_DB_SQLITE)
         return cofre_store_sqlite_migrate(target);
+    if (cofre_pq_load() != 0)
+        return COFRE_EUNAVAIL;
     return cofre_store_pg_migrate(target);
 }
 

@@ -18,8 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-#define WRITER_CACHE_KIB 4096
-#define READER_CACHE_KIB 1024
+#define WRITER_CACHE_KIB 2048
+#define READER_CACHE_KIB 512
 /*
  * The writer checkpoints by itself, between batches, once the WAL holds this many frames: a
  * large WAL lets the many frames of a hot page collapse into one write to the database file.

@@ -243,3 +243,11 @@ def test_metric_counters_count(api):
     assert delta(before, after, "cofre_ledger_transfers_total", outcome="insufficient_funds") == 1
     assert delta(before, after, "cofre_ledger_amount_posted_minor_total", currency="EUR") == 145
     assert delta(before, after, "cofre_idempotency_replays_total") == 1
+
+
+def test_libpq_is_loaded_only_for_postgresql(core, backend):
+    """PostgreSQL's client library (and Kerberos, LDAP, GnuTLS behind it: about 3 MiB resident)
+    is loaded only when COFRE_DB is a PostgreSQL URL (include/cofre/pq.h)."""
+    with open(f"/proc/{core.proc.pid}/maps") as f:
+        mapped = f.read()
+    assert ("libpq.so" in mapped) == (backend.name == "postgres")
