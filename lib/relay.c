@@ -30,6 +30,9 @@
 #define NS_PER_MS      1000000ull
 #define BACKOFF_MIN_MS 100u
 #define IDLE_SLICE_MS  10u
+#define HELD_FACTOR                                                                                \
+    4u /* acknowledged rows may wait for their mark, up to this many times                         \
+          in_flight_max in all */
 
 /* ---- a set of seqs (open addressing, linear probing, backward-shift deletion) ------------- */
 
@@ -118,7 +121,8 @@ struct cofre_relay {
     /* Owned by the relay thread. */
     rd_kafka_t *rk;
     int64_t cursor;     /* every row with seq <= cursor was produced at least once */
-    seqset_t in_flight; /* produced, not yet marked (the bound, and what a rescan skips) */
+    seqset_t in_flight; /* produced, not yet marked (what a rescan skips) */
+    size_t held_max;    /* bound on in_flight: HELD_FACTOR times in_flight_max */
     seqset_t unacked;   /* produced, no delivery report yet */
     int64_t *acked;     /* acknowledged, not yet handed to the marker */
     size_t nacked;
@@ -184,6 +188,13 @@ static size_t unacked(const cofre_relay_t *r)
     return r->unacked.count;
 }
 
+/* Whether another row may be produced: librdkafka holds at most in_flight_max unacknowledged,
+ * and rows acknowledged but not yet marked (the marker waits for the database) are bounded too. */
+static bool has_room(const cofre_relay_t *r)
+{
+    return r->unacked.count < r->cfg.in_flight_max && r->in_flight.count < r->held_max;
+}
+
 /* ---- backoff and logging of source operations ------------------------------------------- */
 
 static bool backoff_ready(const backoff_t *b, uint64_t now)
@@ -221,7 +232,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     int64_t seq = (int64_t)(intptr_t)m->_private;
     seqset_del(&r->unacked, seq);
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        COFRE_ASSERT(r->nacked < r->cfg.in_flight_max);
+        COFRE_ASSERT(r->nacked < r->held_max);
         r->acked[r->nacked++] = seq;
         cofre_counter_inc(metrics.published);
         pthread_mutex_lock(&r->lock);
@@ -369,7 +380,7 @@ static long fetch_produce(cofre_relay_t *r, int64_t after, size_t max, bool belo
             free_rows(r->rows, i, i + 1);
             continue;
         }
-        if (r->in_flight.count >= r->cfg.in_flight_max)
+        if (!has_room(r))
             break;
         rc = valid_row(row) ? produce(r, row) : COFRE_EINVAL;
         if (rc == COFRE_EFULL)
@@ -388,9 +399,10 @@ static bool step_new_rows(cofre_relay_t *r, uint64_t now)
 {
     if (r->retrying || !backoff_ready(&r->fetch_bo, now))
         return false;
-    size_t room = r->cfg.in_flight_max - r->in_flight.count;
-    if (room == 0)
+    if (!has_room(r))
         return false;
+    size_t room =
+        COFRE_MIN(r->cfg.in_flight_max - r->unacked.count, r->held_max - r->in_flight.count);
     size_t max = COFRE_MIN(room, r->cfg.batch_max);
     int64_t last = 0;
     int64_t before = r->cursor;
@@ -404,10 +416,10 @@ static bool step_new_rows(cofre_relay_t *r, uint64_t now)
 /* Looks below the cursor for rows neither published nor in flight, and produces them. */
 static void step_rescan(cofre_relay_t *r)
 {
-    size_t pages = r->cfg.in_flight_max / r->cfg.batch_max + 1;
+    size_t pages = r->held_max / r->cfg.batch_max + 1;
     int64_t after = 0;
     for (size_t p = 0; p < pages && after < r->cursor; p++) {
-        if (r->in_flight.count >= r->cfg.in_flight_max)
+        if (!has_room(r))
             return;
         int64_t last = after;
         long n = fetch_produce(r, after, r->cfg.batch_max, true, &last);
@@ -454,7 +466,7 @@ static size_t step_hand_over(cofre_relay_t *r)
 {
     pthread_mutex_lock(&r->mlock);
     size_t given = r->nacked, back = r->nmarked;
-    COFRE_ASSERT(r->nto_mark + given <= r->cfg.in_flight_max);
+    COFRE_ASSERT(r->nto_mark + given <= r->held_max);
     memcpy(r->to_mark + r->nto_mark, r->acked, given * sizeof(int64_t));
     r->nto_mark += given;
     r->nacked = 0;
@@ -710,11 +722,12 @@ cofre_relay_t *cofre_relay_start(const cofre_relay_config_t *cfg)
     pthread_cond_init(&r->wake, NULL);
     pthread_mutex_init(&r->mlock, NULL);
     pthread_cond_init(&r->mwake, NULL);
-    seqset_init(&r->in_flight, cfg->in_flight_max);
+    r->held_max = cfg->in_flight_max * HELD_FACTOR;
+    seqset_init(&r->in_flight, r->held_max);
     seqset_init(&r->unacked, cfg->in_flight_max);
     int64_t **arrays[] = {&r->acked, &r->returned, &r->to_mark, &r->marked, &r->marking};
     for (size_t i = 0; i < COFRE_ARRAY_SIZE(arrays); i++)
-        *arrays[i] = cofre_calloc(cfg->in_flight_max, sizeof(int64_t));
+        *arrays[i] = cofre_calloc(r->held_max, sizeof(int64_t));
     r->rows = cofre_calloc(cfg->batch_max, sizeof(cofre_relay_row_t));
     if (!make_producer(r)) {
         relay_free(r);

@@ -85,7 +85,8 @@ typedef struct cofre_relay_config {
     const char *client_id;      /* the service name */
     cofre_relay_source_t source;
     size_t batch_max;            /* rows per fetch (default 500) */
-    size_t in_flight_max;        /* produced, not yet marked (default 10000) */
+    size_t in_flight_max;        /* produced, not yet acknowledged (default 10000); rows
+                                    acknowledged but not yet marked: up to 4 times that */
     unsigned poll_ms;            /* wait between fetches when idle (default 20) */
     unsigned rescan_ms;          /* look for rows committed out of seq order (default 1000) */
     unsigned backoff_max_ms;     /* after failures (default 5000) */

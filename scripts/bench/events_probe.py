@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """Watches the event pipeline while a load runs and after it stops, for scripts/bench/events.sh.
 
-Usage: events_probe.py CORE_DB CORE_URL AUDIT_URL LOAD_PID
+Usage: events_probe.py CORE_DB CORE_URL AUDIT_URL AUDIT_DB LOAD_PID
 Samples every 100 ms until LOAD_PID exits: the age of the oldest unpublished outbox row (read
 straight from cofre-core's SQLite outbox, so it does not wait for the relay's 1 s gauge) and
 cofre-audit's consumer lag. Then measures how long after the load stopped the outbox was empty,
 and the audit caught up: its lag gauge back to 0 and one record per outbox row (the gauge alone
-can be a second stale). Bounded: 60 s. Prints one JSON object.
+can be a second stale). Bounded: 60 s. Last, from the audit trail, the latency of each event
+committed during the load, from its commit (the event's time) to its record in the trail
+(recorded_at): the whole path, relay, Kafka and cofre-audit. Prints one JSON object.
 """
 
 import json
@@ -45,6 +47,27 @@ def metric_sum(url, name):
     return total
 
 
+def parse_ts(s):
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def trail_latencies(audit_db, start_us, end_us):
+    """Seconds from commit to the audit record, for events committed in [start, end]."""
+    conn = sqlite3.connect(f"file:{audit_db}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = conn.execute("SELECT time_us, recorded_at FROM audit_records "
+                            "WHERE time_us BETWEEN ? AND ?", (start_us, end_us)).fetchall()
+    finally:
+        conn.close()
+    return sorted(parse_ts(rec) - t / 1e6 for t, rec in rows)
+
+
+def percentile(values, q):
+    if not values:
+        return None
+    return round(values[min(len(values) - 1, int(q * len(values)))], 3)
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -56,8 +79,9 @@ def alive(pid):
 
 
 def main():
-    db, core, audit, pid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    db, core, audit, audit_db, pid = sys.argv[1:5] + [int(sys.argv[5])]
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    started_us = int(time.time() * 1e6)
     peak_age, peak_pending, peak_lag, samples = 0.0, 0, 0.0, 0
     while alive(pid):
         pending, age = oldest_age(conn)
@@ -66,6 +90,7 @@ def main():
         samples += 1
         time.sleep(0.1)
     stopped = time.monotonic()
+    stopped_us = int(time.time() * 1e6)
     pending_end, age_end = oldest_age(conn)
     drained_s = lag_zero_s = None
     records_start = metric_sum(audit, "cofre_audit_records")
@@ -78,7 +103,10 @@ def main():
                 metric_sum(audit, "cofre_audit_records") >= rows(conn):
             lag_zero_s = now
         time.sleep(0.05)
+    lat = trail_latencies(audit_db, started_us, stopped_us) if lag_zero_s is not None else []
     print(json.dumps({
+        "trail_latency_p50_s": percentile(lat, 0.50), "trail_latency_p99_s": percentile(lat, 0.99),
+        "trail_latency_max_s": percentile(lat, 1.0),
         "samples": samples, "peak_oldest_age_s": round(peak_age, 3), "peak_pending": peak_pending,
         "peak_audit_lag": peak_lag, "pending_at_end": pending_end,
         "oldest_age_at_end_s": round(age_end, 3),
