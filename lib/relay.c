@@ -1,9 +1,10 @@
 /*
- * relay.c: the outbox relay (see relay.h). One thread owns everything here: the source, the
- * producer, the set of rows in flight. Each step it serves delivery reports, marks what the
- * broker acknowledged, produces rows that came after the cursor, and now and then looks again
- * below the cursor for rows that are neither published nor in flight: rows whose delivery
- * failed, and rows a concurrent committer made visible out of seq order (PostgreSQL).
+ * relay.c: the outbox relay (see relay.h). The relay thread owns the producer, the cursor and
+ * the set of rows in flight. Each step it serves delivery reports, hands what the broker
+ * acknowledged to the marker, produces rows that came after the cursor, and (after a failure,
+ * or every second for a source that is not ordered) looks again below the cursor for rows that
+ * are neither published nor in flight: rows whose delivery failed, and rows a concurrent
+ * committer made visible out of seq order (PostgreSQL).
  *
  * A failed delivery stops new rows ("retrying") until every row in flight has reported;
  * then, after a backoff, the failed rows are produced again in seq order, and new rows resume
