@@ -12,6 +12,7 @@
 #include "cofre/log.h"
 #include "core/migrations.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +22,17 @@
 #define WRITER_CACHE_KIB 2048
 #define READER_CACHE_KIB 512
 /*
- * The writer checkpoints by itself, between batches, once the WAL holds this many frames: a
- * large WAL lets the many frames of a hot page collapse into one write to the database file.
+ * Checkpoints copy WAL frames into the database file. A thread of the writer's store does
+ * that on its own connection, woken once the WAL holds CHECKPOINT_WAKE_FRAMES, so commits
+ * never wait for it; it keeps up at any sustained rate below the maximum, and the WAL restarts
+ * from its beginning whenever a checkpoint has copied everything. Only if the WAL still grows
+ * past CHECKPOINT_FORCE_FRAMES (writes outrunning the copies) does the committer checkpoint
+ * itself, between batches, to bound it.
  */
-#define CHECKPOINT_FRAMES    16384
-#define WAL_SIZE_LIMIT_BYTES (64 * 1024 * 1024)
+#define CHECKPOINT_WAKE_FRAMES  1024
+#define CHECKPOINT_FORCE_FRAMES 65536
+#define CHECKPOINT_IDLE_MS      1000
+#define WAL_SIZE_LIMIT_BYTES    (64 * 1024 * 1024)
 
 #define ACCOUNT_COLUMNS                                                                            \
     "id, owner, currency, no_overdraft, debits_posted, credits_posted, debits_pending, "           \
@@ -105,6 +112,15 @@ typedef struct chain_head {
     bool moved;
 } chain_head_t;
 
+typedef struct checkpointer {
+    pthread_t thread;
+    sqlite3 *db;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool due;
+    bool stop;
+} checkpointer_t;
+
 typedef struct sqlite_store {
     cofre_store_t super;
     sqlite3 *db;
@@ -113,7 +129,8 @@ typedef struct sqlite_store {
     size_t heads_cap;
     char (*head_ids)[COFRE_UUID_LEN + 1]; /* the keys' storage, heads_cap entries */
     size_t nheads;
-    int wal_frames; /* frames in the WAL after the last commit (writer only) */
+    int wal_frames;               /* frames in the WAL after the last commit (writer only) */
+    checkpointer_t *checkpointer; /* writer only */
 } sqlite_store_t;
 
 static int map_error(sqlite_store_t *s, int rc, const char *what)
@@ -616,22 +633,86 @@ static int sq_outbox_stats(cofre_store_t *base, int64_t *pending, double *oldest
     return rc == SQLITE_DONE ? 0 : map_error(s, rc, queries[Q_OUTBOX_STATS]);
 }
 
+static void *checkpoint_main(void *arg)
+{
+    checkpointer_t *cp = arg;
+    pthread_setname_np(pthread_self(), "checkpointer");
+    pthread_mutex_lock(&cp->lock);
+    while (!cp->stop) {
+        if (!cp->due) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += CHECKPOINT_IDLE_MS / 1000;
+            pthread_cond_timedwait(&cp->wake, &cp->lock, &ts);
+            continue;
+        }
+        cp->due = false;
+        pthread_mutex_unlock(&cp->lock);
+        int frames = 0, copied = 0;
+        int rc =
+            sqlite3_wal_checkpoint_v2(cp->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied);
+        pthread_mutex_lock(&cp->lock);
+        /* Frames committed meanwhile: go again (without sleeping) until it has copied all. */
+        if (rc == SQLITE_OK && copied < frames)
+            cp->due = true;
+    }
+    pthread_mutex_unlock(&cp->lock);
+    return NULL;
+}
+
+static checkpointer_t *checkpointer_start(const char *path)
+{
+    sqlite3 *db = cofre_db_sqlite_open(path, false, READER_CACHE_KIB);
+    if (db == NULL)
+        return NULL;
+    checkpointer_t *cp = cofre_calloc(1, sizeof(*cp));
+    cp->db = db;
+    pthread_mutex_init(&cp->lock, NULL);
+    pthread_cond_init(&cp->wake, NULL);
+    COFRE_ASSERT(pthread_create(&cp->thread, NULL, checkpoint_main, cp) == 0);
+    return cp;
+}
+
+static void checkpointer_stop(checkpointer_t *cp)
+{
+    if (cp == NULL)
+        return;
+    pthread_mutex_lock(&cp->lock);
+    cp->stop = true;
+    pthread_cond_signal(&cp->wake);
+    pthread_mutex_unlock(&cp->lock);
+    pthread_join(cp->thread, NULL);
+    sqlite3_close(cp->db);
+    pthread_cond_destroy(&cp->wake);
+    pthread_mutex_destroy(&cp->lock);
+    free(cp);
+}
+
+/* After each commit on the writer: SQLite tells how many frames the WAL holds. */
 static int on_wal_commit(void *data, sqlite3 *db, const char *name, int frames)
 {
     (void)db;
     (void)name;
-    ((sqlite_store_t *)data)->wal_frames = frames;
+    sqlite_store_t *s = data;
+    s->wal_frames = frames;
+    if (frames >= CHECKPOINT_WAKE_FRAMES) {
+        checkpointer_t *cp = s->checkpointer;
+        pthread_mutex_lock(&cp->lock);
+        cp->due = true;
+        pthread_cond_signal(&cp->wake);
+        pthread_mutex_unlock(&cp->lock);
+    }
     return SQLITE_OK;
 }
 
 static void sq_maintain(cofre_store_t *base)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
-    if (s->wal_frames < CHECKPOINT_FRAMES)
+    if (s->wal_frames < CHECKPOINT_FORCE_FRAMES)
         return;
-    int frames = 0, done = 0;
-    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
-    if (rc != SQLITE_OK)
+    int frames = 0, copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         map_error(s, rc, "checkpoint");
     s->wal_frames = 0;
 }
@@ -639,6 +720,7 @@ static void sq_maintain(cofre_store_t *base)
 static void sq_close(cofre_store_t *base)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
+    checkpointer_stop(s->checkpointer);
     for (int i = 0; i < Q_COUNT_; i++)
         sqlite3_finalize(s->stmts[i]);
     sqlite3_close(s->db);
@@ -681,7 +763,8 @@ int cofre_store_sqlite_open(const char *path, bool readonly, cofre_store_t **out
         snprintf(pragmas, sizeof(pragmas),
                  "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = %d",
                  WAL_SIZE_LIMIT_BYTES);
-        if (cofre_db_sqlite_exec(db, pragmas) != 0) {
+        s->checkpointer = checkpointer_start(path);
+        if (s->checkpointer == NULL || cofre_db_sqlite_exec(db, pragmas) != 0) {
             sq_close(&s->super);
             return COFRE_EUNAVAIL;
         }
