@@ -6,6 +6,7 @@
 #include "cofre/common.h"
 #include "cofre/log.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -50,8 +51,22 @@ sqlite3_stmt *cofre_db_sqlite_prepare(sqlite3 *db, const char *sql)
     return stmt;
 }
 
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+
+/*
+ * Before SQLite's first use: no memory statistics (they take a global mutex on every
+ * allocation, from every connection) and no connection mutexes (each connection is used by
+ * one thread at a time).
+ */
+static void sqlite_configure(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+}
+
 sqlite3 *cofre_db_sqlite_open(const char *path, bool readonly, int cache_kib)
 {
+    pthread_once(&sqlite_once, sqlite_configure);
     sqlite3 *db = NULL;
     int flags = SQLITE_OPEN_NOMUTEX |
                 (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);

@@ -437,9 +437,13 @@ static void build_lookup(worker_t *w, cofre_cmd_t **cmds, size_t n, cofre_lookup
         if (cmd->kind == COFRE_CMD_OPEN_ACCOUNT)
             s->account_ids[nids++] = cmd->account.id;
         for (size_t j = 0; j < cmd->ntransfers; j++) {
-            s->account_ids[nids++] = cmd->transfers[j].debit_account_id;
-            s->account_ids[nids++] = cmd->transfers[j].credit_account_id;
-            s->transfer_ids[ntransfers++] = cmd->transfers[j].id;
+            const cofre_transfer_t *t = &cmd->transfers[j];
+            s->account_ids[nids++] = t->debit_account_id;
+            s->account_ids[nids++] = t->credit_account_id;
+            /* Only an id the client chose can already exist (the table's unique key would
+             * still refuse a generated one that somehow did). */
+            if (!t->id_generated)
+                s->transfer_ids[ntransfers++] = t->id;
         }
     }
     qsort(s->account_ids, nids, sizeof(char *), compare_ids);
@@ -534,6 +538,35 @@ static int attempt(worker_t *w, cofre_cmd_t **cmds, size_t n)
     return rc;
 }
 
+#define CURRENCIES_PER_BATCH_MAX 16
+
+/* Amounts posted per currency: summed first, so the registry is asked once per currency. */
+static void count_amounts(cofre_committer_t *c, const cofre_write_set_t *ws)
+{
+    const char *currencies[CURRENCIES_PER_BATCH_MAX];
+    uint64_t sums[CURRENCIES_PER_BATCH_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < ws->n_transfers; i++) {
+        const cofre_transfer_t *t = ws->transfers[i].transfer;
+        size_t k = 0;
+        while (k < n && strcmp(currencies[k], t->currency) != 0)
+            k++;
+        if (k == CURRENCIES_PER_BATCH_MAX) {
+            cofre_counter_add(cofre_metric_with(c->amount_posted, (const char *[]){t->currency}),
+                              (uint64_t)t->amount);
+            continue;
+        }
+        if (k == n) {
+            currencies[n] = t->currency;
+            sums[n++] = 0;
+        }
+        sums[k] += (uint64_t)t->amount;
+    }
+    for (size_t k = 0; k < n; k++)
+        cofre_counter_add(cofre_metric_with(c->amount_posted, (const char *[]){currencies[k]}),
+                          sums[k]);
+}
+
 /* Adds a committed attempt's decisions to the metrics. */
 static void count_committed(worker_t *w)
 {
@@ -550,11 +583,7 @@ static void count_committed(worker_t *w)
     }
     cofre_counter_add(c->replays, w->tally.replays);
     cofre_counter_add(c->key_reused, w->tally.key_reused);
-    for (size_t i = 0; i < w->ws.n_transfers; i++) {
-        const cofre_transfer_t *t = w->ws.transfers[i].transfer;
-        cofre_series_t *s = cofre_metric_with(c->amount_posted, (const char *[]){t->currency});
-        cofre_counter_add(s, (uint64_t)t->amount);
-    }
+    count_amounts(c, &w->ws);
 }
 
 static void note_failure(cofre_committer_t *c, int rc)

@@ -40,6 +40,7 @@ typedef struct cofre_account {
 
 typedef struct cofre_transfer {
     char id[COFRE_UUID_LEN + 1];
+    bool id_generated; /* made here (a new UUIDv7), not sent by the client: cannot exist yet */
     char debit_account_id[COFRE_UUID_LEN + 1];
     char credit_account_id[COFRE_UUID_LEN + 1];
     int64_t amount;

@@ -129,6 +129,7 @@ static bool decode_transfer_object(const json_t *obj, const char *prefix, cofre_
     if (!cofre_json_check(obj, transfer_fields, COFRE_ARRAY_SIZE(transfer_fields), prefix, err))
         return false;
     t->amount = cofre_json_int(obj, "amount");
+    t->id_generated = json_object_get(obj, "id") == NULL;
     if (!decode_id(obj, "id", prefix, true, t->id, err) ||
         !decode_id(obj, "debit_account_id", prefix, false, t->debit_account_id, err) ||
         !decode_id(obj, "credit_account_id", prefix, false, t->credit_account_id, err) ||
