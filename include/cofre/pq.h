@@ -9,16 +9,41 @@
 
 #include <libpq-fe.h>
 
-/* Every libpq function cofre calls. */
-#define COFRE_PQ_FUNCTIONS(X)                                                                      \
-    X(PQclear)                                                                                     \
-    X(PQcmdTuples) X(PQconnectPoll) X(PQconnectStartParams) X(PQconninfoFree) X(PQconninfoParse)   \
-        X(PQconsumeInput) X(PQenterPipelineMode) X(PQerrorMessage) X(PQfinish) X(PQflush)          \
-            X(PQfreemem) X(PQgetResult) X(PQgetisnull) X(PQgetlength) X(PQgetvalue) X(PQisBusy)    \
-                X(PQntuples) X(PQpipelineSync) X(PQresStatus) X(PQresultErrorField)                \
-                    X(PQresultStatus) X(PQsendPrepare) X(PQsendQuery) X(PQsendQueryParams)         \
-                        X(PQsendQueryPrepared) X(PQsetNoticeReceiver) X(PQsetnonblocking)          \
-                            X(PQsocket) X(PQstatus) X(PQtransactionStatus)
+/* Every libpq function cofre calls (clang-format cannot keep such a list stable). */
+// clang-format off
+#define COFRE_PQ_FUNCTIONS(X) \
+    X(PQclear) \
+    X(PQcmdTuples) \
+    X(PQconnectPoll) \
+    X(PQconnectStartParams) \
+    X(PQconninfoFree) \
+    X(PQconninfoParse) \
+    X(PQconsumeInput) \
+    X(PQenterPipelineMode) \
+    X(PQerrorMessage) \
+    X(PQfinish) \
+    X(PQflush) \
+    X(PQfreemem) \
+    X(PQgetResult) \
+    X(PQgetisnull) \
+    X(PQgetlength) \
+    X(PQgetvalue) \
+    X(PQisBusy) \
+    X(PQntuples) \
+    X(PQpipelineSync) \
+    X(PQresStatus) \
+    X(PQresultErrorField) \
+    X(PQresultStatus) \
+    X(PQsendPrepare) \
+    X(PQsendQuery) \
+    X(PQsendQueryParams) \
+    X(PQsendQueryPrepared) \
+    X(PQsetNoticeReceiver) \
+    X(PQsetnonblocking) \
+    X(PQsocket) \
+    X(PQstatus) \
+    X(PQtransactionStatus)
+// clang-format on
 
 #define COFRE_PQ_FIELD(name) __typeof__(name) *name;
 typedef struct cofre_pq_api {
