@@ -1,6 +1,7 @@
 /*
  * cofre-audit: the tamper-evident audit trail. main() reads the configuration and runs one of:
  *   serve   consume the event topics into the hash-chained store and serve the Audit API
+ *   migrate bring the store's schema up to date (PostgreSQL: as the owner role), then exit
  *   verify  verify the store offline; exit 0 when it holds, 1 naming the first bad record
  *   keygen  write a new checkpoint signing key to a file
  */
@@ -14,6 +15,7 @@
 #include "cofre/db.h"
 #include "cofre/kafka.h"
 #include "cofre/log.h"
+#include "cofre/pq.h"
 #include "cofre/service.h"
 
 #include <stdio.h>
@@ -25,6 +27,8 @@
 static const char usage[] =
     "Usage: cofre-audit [serve]       consume the events into the audit trail and serve the\n"
     "                                 Audit API (the default)\n"
+    "       cofre-audit migrate       bring the schema in COFRE_DB up to date, then exit\n"
+    "                                 (PostgreSQL: run it as the owner role)\n"
     "       cofre-audit verify        verify the trail in COFRE_DB offline: exit 0 when it\n"
     "                                 holds, 1 naming the first bad record\n"
     "       cofre-audit keygen FILE   write a new checkpoint signing key (mode 0600)\n"
@@ -44,10 +48,13 @@ static const char usage[] =
     "  COFRE_AUDIT_SESSION_TIMEOUT_MS     the group drops a silent member after this long\n"
     "                                     (default 10000, at least 6000)\n"
     "  COFRE_AUDIT_READERS                reader connections (default 2)\n"
+    "  COFRE_MIGRATE                      auto (migrate or check the schema at start, the\n"
+    "                                     default) | off\n"
     "  COFRE_KAFKA_*                      Kafka security settings (docs/events/README.md)\n"
     "  COFRE_AUTH, COFRE_AUTH_*, COFRE_JWKS_*  token checks, on by default: see docs/auth.md\n";
 
 typedef struct audit_config {
+    bool migrate;
     cofre_audit_keys_t keys;
     cofre_audit_consumer_config_t consumer;
     cofre_audit_api_config_t api;
@@ -80,17 +87,41 @@ static void read_keys(cofre_config_t *c, cofre_audit_keys_t *keys, bool signing_
         cofre_config_required(c, "COFRE_AUDIT_TRUSTED_KEYS");
 }
 
+/* True when libpq (loaded) parses url. */
+static bool pg_url_parses(const char *url)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &err);
+    if (err != NULL)
+        PQfreemem(err);
+    if (opts == NULL)
+        return false;
+    PQconninfoFree(opts);
+    return true;
+}
+
+/* COFRE_DB: a store kind this build has; libpq must load for a PostgreSQL URL. */
 static void read_db(cofre_service_t *svc)
 {
-    if (!cofre_audit_store_supported(svc->db_url))
+    cofre_db_kind_t kind;
+    const char *target;
+    if (!cofre_audit_store_supported(svc->db_url) ||
+        cofre_db_parse_url(svc->db_url, &kind, &target) != 0)
+        cofre_config_reject(&svc->config, "COFRE_DB", svc->db_url, "sqlite:PATH or postgres://...");
+    else if (kind == COFRE_DB_POSTGRES && cofre_pq_load() != 0)
         cofre_config_reject(&svc->config, "COFRE_DB", svc->db_url,
-                            "sqlite:PATH (cofre-audit's PostgreSQL store is not built yet)");
+                            "a URL whose client library loads (install libpq5 for PostgreSQL)");
+    else if (kind == COFRE_DB_POSTGRES && !pg_url_parses(svc->db_url))
+        cofre_config_reject(&svc->config, "COFRE_DB", svc->db_url,
+                            "a libpq connection URI (postgres://user@host:port/db?...)");
 }
 
 static void read_config(cofre_service_t *svc, audit_config_t *cfg)
 {
     cofre_config_t *c = &svc->config;
     read_db(svc);
+    static const char *const migrate[] = {"auto", "off", NULL};
+    cfg->migrate = cofre_config_enum(c, "COFRE_MIGRATE", 0, migrate) == 0;
     read_keys(c, &cfg->keys, true);
     cofre_audit_consumer_config_t *k = &cfg->consumer;
     cofre_kafka_config_read(c, svc->kafka_brokers, &k->kafka);
@@ -125,12 +156,23 @@ static bool ready(void *data, const char **reason)
     return cofre_audit_consumer_ready(data, reason);
 }
 
-/* Creates the schema (the readers open read-only). */
-static int prepare_store(const char *url)
+/*
+ * Creates or checks the schema (the readers open read-only). A PostgreSQL database that is
+ * unreachable now is not fatal: the service starts unready and its consumer waits for it.
+ */
+static int prepare_store(const char *url, bool migrate)
 {
-    cofre_audit_store_t *s = NULL;
-    int rc = cofre_audit_store_open(url, false, &s);
-    cofre_audit_store_close(s);
+    cofre_db_kind_t kind = COFRE_DB_SQLITE;
+    const char *target;
+    cofre_db_parse_url(url, &kind, &target);
+    if (!migrate && kind == COFRE_DB_POSTGRES)
+        return 0;
+    int rc = cofre_audit_store_migrate(url);
+    if (rc == COFRE_EUNAVAIL && kind == COFRE_DB_POSTGRES) {
+        cofre_log_msg(COFRE_LOG_WARN, NULL,
+                      "audit database unreachable at start: schema not checked, waiting for it");
+        return 0;
+    }
     if (rc != 0)
         COFRE_LOG(COFRE_LOG_ERROR, NULL, "audit store not opened",
                   COFRE_LF_STR("error", cofre_strerror(rc)));
@@ -139,7 +181,7 @@ static int prepare_store(const char *url)
 
 static int serve(cofre_service_t *svc, audit_config_t *cfg)
 {
-    if (prepare_store(svc->db_url) != 0)
+    if (prepare_store(svc->db_url, cfg->migrate) != 0)
         return 1;
     cofre_audit_consumer_t *consumer = cofre_audit_consumer_start(&cfg->consumer);
     if (consumer == NULL)
@@ -180,7 +222,9 @@ static int verify(cofre_service_t *svc)
         rc = cofre_audit_verify(s, &keys, &v);
     cofre_audit_store_close(s);
     if (rc != 0) {
-        fprintf(stderr, "cofre-audit verify: cannot read %s: %s\n", path, cofre_strerror(rc));
+        fprintf(stderr, "cofre-audit verify: cannot read %s: %s\n",
+                kind == COFRE_DB_SQLITE ? path : "the PostgreSQL store in COFRE_DB",
+                cofre_strerror(rc));
         return 2;
     }
     cofre_jbuf_t b;
@@ -192,6 +236,18 @@ static int verify(cofre_service_t *svc)
         fprintf(stderr, "cofre-audit verify: first bad record %lld: %s\n", (long long)v.first_bad,
                 v.reason);
     return v.ok ? 0 : 1;
+}
+
+/* `cofre-audit migrate`: exit 0 when the schema is up to date, 1 otherwise (logged). */
+static int migrate(cofre_service_t *svc)
+{
+    read_db(svc);
+    cofre_config_finish(&svc->config);
+    int rc = cofre_audit_store_migrate(svc->db_url);
+    if (rc != 0)
+        COFRE_LOG(COFRE_LOG_ERROR, NULL, "audit migration failed",
+                  COFRE_LF_STR("error", cofre_strerror(rc)));
+    return rc == 0 ? 0 : 1;
 }
 
 static int keygen(int argc, char **argv)
@@ -235,6 +291,8 @@ int main(int argc, char **argv)
         return keygen(argc, argv);
     if (strcmp(command, "verify") == 0 && argc == 2)
         return verify(&svc);
+    if (strcmp(command, "migrate") == 0 && argc == 2)
+        return migrate(&svc);
     if (strcmp(command, "serve") != 0 || argc > 2) {
         fprintf(stderr, "cofre-audit: unknown command \"%s\" (try --help)\n", command);
         return 2;

@@ -1,13 +1,14 @@
 /*
- * store.h: the audit trail's storage, behind one interface: SQLite now (the embedded default),
- * PostgreSQL to come (same operations; its role granted INSERT and SELECT only). A handle is
- * one connection used by one thread.
+ * store.h: the audit trail's storage, behind one interface: SQLite (the embedded default,
+ * store_sqlite.c) and PostgreSQL (production, store_pg.c; its service role may only SELECT and
+ * INSERT). A handle is one connection used by one thread.
  *
- * Records are append-only: the SQLite schema has triggers that abort any UPDATE or DELETE of
+ * Records are append-only: both schemas have triggers that abort any UPDATE or DELETE of
  * records or checkpoints. append() is the only writer of the chain: in one transaction it
- * reads the head, skips events already stored (dedup by event id), assigns each new record the
- * next seq and its chain hash, and inserts it; so concurrent appenders (several replicas on
- * one PostgreSQL) still build one linear chain.
+ * takes the store's append lock (SQLite's write lock; a PostgreSQL advisory lock), reads the
+ * head, skips events already stored (dedup by event id), assigns each new record the next seq
+ * and its chain hash, and inserts it; so concurrent appenders (several replicas on one
+ * PostgreSQL) still build one linear chain.
  */
 #ifndef COFRE_AUDIT_STORE_H
 #define COFRE_AUDIT_STORE_H
@@ -77,11 +78,20 @@ struct cofre_audit_store {
 };
 
 /*
- * Opens a connection for COFRE_DB url, creating the schema when writable and missing.
- * Returns 0 and *out, COFRE_EINVAL for a URL this build cannot store to (PostgreSQL: not yet),
- * or COFRE_EUNAVAIL / COFRE_EIO (logged).
+ * Opens a handle for COFRE_DB url. SQLite: creates the schema when writable and missing.
+ * PostgreSQL: connects lazily (a database down now is retried by every call, with backoff);
+ * the schema comes from cofre_audit_store_migrate. Returns 0 and *out, COFRE_EINVAL for a URL
+ * this build cannot store to, or COFRE_EUNAVAIL / COFRE_EIO (logged).
  */
 int cofre_audit_store_open(const char *url, bool readonly, cofre_audit_store_t **out);
+
+/*
+ * Brings the schema to this binary's version. PostgreSQL: applies migrations/audit/postgres/
+ * in one transaction under an advisory lock (safe from several processes; idempotent); with
+ * the service role, a schema that is up to date is only checked. Returns 0, COFRE_ERANGE (the
+ * schema is newer than this binary), COFRE_EUNAVAIL (unreachable), or COFRE_EIO (logged).
+ */
+int cofre_audit_store_migrate(const char *url);
 
 /* True when url names a store kind this build has. */
 bool cofre_audit_store_supported(const char *url);
@@ -90,5 +100,10 @@ void cofre_audit_store_close(cofre_audit_store_t *s);
 
 /* The SQLite implementation. */
 int cofre_audit_store_sqlite_open(const char *path, bool readonly, cofre_audit_store_t **out);
+int cofre_audit_store_sqlite_migrate(const char *path);
+
+/* The PostgreSQL implementation (libpq must be loaded: cofre_pq_load). */
+int cofre_audit_store_pg_open(const char *url, bool readonly, cofre_audit_store_t **out);
+int cofre_audit_store_pg_migrate(const char *url);
 
 #endif

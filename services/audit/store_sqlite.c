@@ -393,24 +393,11 @@ int cofre_audit_store_sqlite_open(const char *path, bool readonly, cofre_audit_s
     return 0;
 }
 
-bool cofre_audit_store_supported(const char *url)
+int cofre_audit_store_sqlite_migrate(const char *path)
 {
-    cofre_db_kind_t kind;
-    const char *target;
-    return cofre_db_parse_url(url, &kind, &target) == 0 && kind == COFRE_DB_SQLITE;
-}
-
-int cofre_audit_store_open(const char *url, bool readonly, cofre_audit_store_t **out)
-{
-    cofre_db_kind_t kind;
-    const char *target;
-    if (cofre_db_parse_url(url, &kind, &target) != 0 || kind != COFRE_DB_SQLITE)
-        return COFRE_EINVAL;
-    return cofre_audit_store_sqlite_open(target, readonly, out);
-}
-
-void cofre_audit_store_close(cofre_audit_store_t *s)
-{
+    cofre_audit_store_t *s = NULL;
+    int rc = cofre_audit_store_sqlite_open(path, false, &s);
     if (s != NULL)
         s->ops->close(s);
+    return rc;
 }

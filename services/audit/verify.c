@@ -12,6 +12,9 @@
 
 #define RECORDS_PAGE     512
 #define CHECKPOINTS_PAGE 64
+/* A checkpoint beyond the last record read may be a truncation, or a record and its
+ * checkpoint appended (by a live service) after the scan passed: read on this many times. */
+#define TAIL_RESCANS 3
 
 typedef struct verify_state {
     cofre_audit_store_t *store;
@@ -128,6 +131,23 @@ static int check_tail(verify_state_t *st)
     return 0;
 }
 
+/* Checks the records after *after, page by page, until a short page or a bad record. */
+static int scan_records(verify_state_t *st, cofre_audit_record_t *page, int64_t *after)
+{
+    for (;;) {
+        size_t n = 0;
+        int rc = st->store->ops->scan(st->store, *after, RECORDS_PAGE, page, &n);
+        for (size_t i = 0; rc == 0 && st->v->ok && i < n; i++)
+            rc = check_record(st, &page[i]);
+        if (n > 0)
+            *after = page[n - 1].seq;
+        for (size_t i = 0; i < n; i++)
+            cofre_audit_record_release(&page[i]);
+        if (rc != 0 || !st->v->ok || n < RECORDS_PAGE)
+            return rc;
+    }
+}
+
 int cofre_audit_verify(cofre_audit_store_t *s, const cofre_audit_keys_t *keys,
                        cofre_audit_verdict_t *out)
 {
@@ -139,22 +159,21 @@ int cofre_audit_verify(cofre_audit_store_t *s, const cofre_audit_keys_t *keys,
     st->expect = 1;
     memset(out, 0, sizeof(*out));
     out->ok = true;
-    int rc = 0;
     int64_t after = 0;
-    for (;;) {
-        size_t n = 0;
-        rc = s->ops->scan(s, after, RECORDS_PAGE, page, &n);
-        for (size_t i = 0; rc == 0 && out->ok && i < n; i++)
-            rc = check_record(st, &page[i]);
-        if (n > 0)
-            after = page[n - 1].seq;
-        for (size_t i = 0; i < n; i++)
-            cofre_audit_record_release(&page[i]);
-        if (rc != 0 || !out->ok || n < RECORDS_PAGE)
+    int rc = scan_records(st, page, &after);
+    for (int rescan = 0; rc == 0 && out->ok; rescan++) {
+        const cofre_audit_checkpoint_t *cp;
+        rc = peek_checkpoint(st, &cp);
+        if (rc != 0 || cp == NULL)
+            break;
+        int64_t before = after;
+        if (rescan < TAIL_RESCANS)
+            rc = scan_records(st, page, &after);
+        if (rc == 0 && out->ok && after == before)
+            rc = check_tail(st); /* nothing new arrived: the tail was cut off */
+        if (after == before)
             break;
     }
-    if (rc == 0 && out->ok)
-        rc = check_tail(st);
     free(page);
     free(st);
     return rc;

@@ -1,10 +1,30 @@
 /*
- * outbox_source.c: the ledger store's outbox behind the relay's source interface.
+ * outbox_source.c: the ledger store's outbox behind the relay's source interface, with one
+ * relay per outbox whatever the number of cofre-core replicas: the others stand by (open
+ * answers COFRE_EEXIST) and take over within seconds when the relaying one ends.
+ *
+ * SQLite: an exclusive flock on a file beside the database, released by the kernel when the
+ * holder dies.
+ *
+ * PostgreSQL: a transaction-level advisory lock held in a transaction kept open on a
+ * connection of the relay's own (the lock connection). It holds no snapshot between
+ * statements (READ COMMITTED) and touches no table, so it holds back neither vacuum nor DDL;
+ * and as a transaction it keeps its server connection through PgBouncer in transaction mode
+ * too (which a session-level lock would not). The relay relays only while the lock is known
+ * to be held: a heartbeat on that transaction every second, and a lease of 5 s since the last
+ * heartbeat that succeeded. The server ends the transaction, and so releases the lock, when
+ * the holder's connection closes (the process died) or when it stays silent for 10 s
+ * (idle_in_transaction_session_timeout: a frozen or cut-off holder), always after the holder
+ * stopped trusting its lease. A standby tries to take the lock every backoff_max_ms of the
+ * relay; a holder that lost it relays nothing (its fetch finds no rows) and tries again every
+ * second. Rows in flight at a takeover may be published by both: at-least-once, as always.
  */
 #include "core/outbox_source.h"
 
 #include "cofre/common.h"
 #include "cofre/db.h"
+#include "cofre/log.h"
+#include "cofre/pg.h"
 #include "core/store.h"
 
 #include <errno.h>
@@ -15,10 +35,25 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+/* PostgreSQL's relay lock (see above). The key is "cofrerel" in ASCII. */
+#define RELAY_LOCK_KEY    "7165064481618159980"
+#define LOCK_HEARTBEAT_NS (1000 * 1000000ull)
+#define LOCK_LEASE_NS     (5000 * 1000000ull)
+#define LOCK_RETRY_NS     (1000 * 1000000ull)
+#define LOCK_ROUND_MS     2000
+#define LOCK_TXN_SETTINGS                                                                          \
+    "SELECT set_config('idle_in_transaction_session_timeout', '10s', true), "                      \
+    "set_config('statement_timeout', '2s', true)"
+
 struct cofre_outbox_source {
     char *db_url;
     char *lock_path; /* SQLite: the file whose lock makes one process the relay */
     int lock_fd;
+    bool pg;                   /* PostgreSQL: the advisory lock below */
+    cofre_pg_t *lock_pg;       /* the lock connection */
+    bool lock_held;            /* the lock was held at lock_ok_ns */
+    uint64_t lock_ok_ns;       /* when the last heartbeat that succeeded was sent */
+    uint64_t lock_retry_ns;    /* lost: no attempt to take it again before this */
     cofre_store_t *store;      /* fetch and stats, on the relay thread */
     cofre_store_t *mark_store; /* marks, on the relay's marker thread */
     cofre_outbox_row_t *rows;  /* the store's rows, converted to the relay's */
@@ -28,7 +63,7 @@ struct cofre_outbox_source {
 /*
  * SQLite: processes sharing one database file (make run's two core replicas) take turns
  * relaying its outbox through an exclusive lock on a file beside it, released by the kernel
- * when the holder dies. PostgreSQL's replicas each relay (see docs/events/README.md).
+ * when the holder dies.
  */
 static int take_relay_lock(cofre_outbox_source_t *s)
 {
@@ -46,10 +81,92 @@ static int take_relay_lock(cofre_outbox_source_t *s)
     return 0;
 }
 
+/* Ends the lock's transaction (closing the connection releases the lock at once). */
+static void drop_pg_lock(cofre_outbox_source_t *s)
+{
+    if (s->lock_pg != NULL)
+        cofre_pg_disconnect(s->lock_pg);
+    s->lock_held = false;
+}
+
+/*
+ * PostgreSQL: opens the lock's transaction and tries the lock. Returns 0 when held,
+ * COFRE_EEXIST when another replica holds it, or a connection error.
+ */
+static int take_pg_lock(cofre_outbox_source_t *s)
+{
+    if (s->lock_pg == NULL)
+        s->lock_pg = cofre_pg_new(&(cofre_pg_config_t){
+            .url = s->db_url,
+            .application_name = "cofre-core relay lock",
+            .connect_timeout_ms = LOCK_ROUND_MS,
+            .round_timeout_ms = LOCK_ROUND_MS,
+            .pipeline = true,
+        });
+    uint64_t sent = cofre_now_mono_ns();
+    cofre_pg_add(s->lock_pg, "BEGIN", NULL, 0);
+    cofre_pg_add(s->lock_pg, LOCK_TXN_SETTINGS, NULL, 0);
+    cofre_pg_add(s->lock_pg, "SELECT pg_try_advisory_xact_lock(" RELAY_LOCK_KEY ")", NULL, 0);
+    int rc = cofre_pg_exchange(s->lock_pg, true);
+    const PGresult *r = rc == 0 ? cofre_pg_result(s->lock_pg, 2) : NULL;
+    if (r != NULL && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't') {
+        s->lock_held = true;
+        s->lock_ok_ns = sent;
+        return 0;
+    }
+    if (rc == 0) { /* held by another replica: end the transaction, keep the connection */
+        cofre_pg_add(s->lock_pg, "ROLLBACK", NULL, 0);
+        if (cofre_pg_exchange(s->lock_pg, false) == 0)
+            return COFRE_EEXIST;
+    }
+    drop_pg_lock(s);
+    return rc != 0 ? rc : COFRE_EEXIST;
+}
+
+/* Renews the lease: one statement in the lock's transaction. */
+static void heartbeat_pg_lock(cofre_outbox_source_t *s, uint64_t now)
+{
+    cofre_pg_add(s->lock_pg, "SELECT 1", NULL, 0);
+    if (cofre_pg_exchange(s->lock_pg, false) == 0 && cofre_pg_in_transaction(s->lock_pg))
+        s->lock_ok_ns = now;
+    else
+        s->lock_ok_ns = 0; /* the transaction, and so the lock, is gone */
+}
+
+/*
+ * True while this process may relay: always for SQLite (its flock is held since open); for
+ * PostgreSQL while the lease is fresh, renewing it when due and taking the lock again (at
+ * most every LOCK_RETRY_NS) after it was lost.
+ */
+static bool may_relay(cofre_outbox_source_t *s)
+{
+    if (!s->pg)
+        return true;
+    uint64_t now = cofre_now_mono_ns();
+    if (!s->lock_held) {
+        if (now < s->lock_retry_ns)
+            return false;
+        s->lock_retry_ns = now + LOCK_RETRY_NS;
+        if (take_pg_lock(s) != 0)
+            return false;
+        cofre_log_msg(COFRE_LOG_INFO, NULL, "outbox relay: relay lock taken again; relaying");
+        return true;
+    }
+    if (now - s->lock_ok_ns >= LOCK_HEARTBEAT_NS)
+        heartbeat_pg_lock(s, now);
+    if (s->lock_ok_ns != 0 && now - s->lock_ok_ns < LOCK_LEASE_NS)
+        return true;
+    cofre_log_msg(COFRE_LOG_WARN, NULL,
+                  "outbox relay: lost the relay lock (its connection failed); standing by");
+    drop_pg_lock(s);
+    s->lock_retry_ns = now + LOCK_RETRY_NS;
+    return false;
+}
+
 static int source_open(void *data)
 {
     cofre_outbox_source_t *s = data;
-    int rc = take_relay_lock(s);
+    int rc = s->pg ? (s->lock_held ? 0 : take_pg_lock(s)) : take_relay_lock(s);
     if (rc != 0)
         return rc;
     rc = s->store != NULL ? 0 : cofre_store_open(s->db_url, false, &s->store);
@@ -67,6 +184,10 @@ static int source_fetch(void *data, int64_t after_seq, size_t max, cofre_relay_r
                         size_t *n)
 {
     cofre_outbox_source_t *s = data;
+    if (!may_relay(s)) {
+        *n = 0; /* another replica relays these rows now */
+        return 0;
+    }
     if (max > s->rows_cap) {
         s->rows = cofre_realloc(s->rows, max * sizeof(*s->rows));
         s->rows_cap = max;
@@ -97,6 +218,7 @@ static int source_mark(void *data, const int64_t *seqs, size_t n)
 static int source_stats(void *data, int64_t *pending, double *oldest_age_s)
 {
     cofre_outbox_source_t *s = data;
+    may_relay(s); /* the lease is renewed here too while publishing waits (brokers down) */
     return s->store->ops->outbox_stats(s->store, pending, oldest_age_s);
 }
 
@@ -111,6 +233,7 @@ static void source_close(void *data)
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases the lock */
     s->lock_fd = -1;
+    drop_pg_lock(s);
 }
 
 cofre_outbox_source_t *cofre_outbox_source_new(const char *db_url, cofre_relay_source_t *src)
@@ -121,6 +244,7 @@ cofre_outbox_source_t *cofre_outbox_source_new(const char *db_url, cofre_relay_s
     cofre_db_kind_t kind = COFRE_DB_POSTGRES;
     const char *target = NULL;
     cofre_db_parse_url(db_url, &kind, &target);
+    s->pg = kind == COFRE_DB_POSTGRES;
     if (kind == COFRE_DB_SQLITE) {
         size_t len = strlen(target) + sizeof("-relay.lock");
         s->lock_path = cofre_malloc(len);
@@ -144,6 +268,7 @@ void cofre_outbox_source_free(cofre_outbox_source_t *s)
     if (s == NULL)
         return;
     source_close(s);
+    cofre_pg_free(s->lock_pg);
     free(s->rows);
     free(s->lock_path);
     free(s->db_url);
