@@ -10,6 +10,7 @@
 #include "cofre/common.h"
 #include "cofre/db.h"
 #include "cofre/log.h"
+#include "core/chains.h"
 #include "core/migrations.h"
 
 #include <pthread.h>
@@ -59,6 +60,7 @@ enum {
     Q_TRANSFER_BY_SEQ,
     Q_ACCOUNT_HEAD,
     Q_PING,
+    Q_TRANSFER_LAST_SEQ,
     Q_OUTBOX_FETCH,
     Q_OUTBOX_MARK,
     Q_OUTBOX_STATS,
@@ -77,9 +79,10 @@ static const char *const queries[Q_COUNT_] = {
                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [Q_ACCOUNT_UPDATE] = "UPDATE accounts SET debits_posted = ?2, credits_posted = ?3, "
                          "last_transfer_seq = ?4 WHERE id = ?1",
-    [Q_TRANSFER_INSERT] =
-        "INSERT INTO transfers (" TRANSFER_COLUMNS ", client_id, prev_debit_seq, prev_credit_seq) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [Q_TRANSFER_INSERT] = "INSERT INTO transfers (" TRANSFER_COLUMNS
+                          ", client_id, prev_debit_seq, prev_credit_seq, seq) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [Q_TRANSFER_LAST_SEQ] = "SELECT coalesce(max(seq), 0) FROM transfers",
     [Q_IDEM_INSERT] = "INSERT INTO idempotency (client_id, key, request_hash, status, body, "
                       "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_OUTBOX_INSERT] = "INSERT INTO outbox (event_id, topic, partition_key, type, payload, "
@@ -102,16 +105,6 @@ static const char *const queries[Q_COUNT_] = {
     [Q_OUTBOX_STATS] = "SELECT count(*), min(created_at) FROM outbox WHERE published_at IS NULL",
 };
 
-/*
- * The head of each account's transfer chain during one batch: read with the account at
- * lookup, advanced as the batch's transfers are inserted, written back with the totals.
- */
-typedef struct chain_head {
-    const char *account_id; /* NULL: empty cell */
-    int64_t last_seq;
-    bool moved;
-} chain_head_t;
-
 typedef struct checkpointer {
     pthread_t thread;
     sqlite3 *db;
@@ -125,10 +118,8 @@ typedef struct sqlite_store {
     cofre_store_t super;
     sqlite3 *db;
     sqlite3_stmt *stmts[Q_COUNT_];
-    chain_head_t *heads; /* open addressing, heads_cap a power of two */
-    size_t heads_cap;
-    char (*head_ids)[COFRE_UUID_LEN + 1]; /* the keys' storage, heads_cap entries */
-    size_t nheads;
+    cofre_chains_t chains;        /* writer: the batch's account chain heads */
+    int64_t next_seq;             /* writer: the seq the batch's next transfer gets */
     int wal_frames;               /* frames in the WAL after the last commit (writer only) */
     checkpointer_t *checkpointer; /* writer only */
 } sqlite_store_t;
@@ -209,45 +200,6 @@ static void read_transfer(sqlite3_stmt *st, cofre_transfer_t *t)
     copy_column(st, 6, t->created_at, sizeof(t->created_at));
 }
 
-/* ---- transfer chains -------------------------------------------------------------------- */
-
-static void heads_reset(sqlite_store_t *s, size_t accounts)
-{
-    size_t need = 16;
-    while (need < 2 * accounts + 2)
-        need *= 2;
-    if (need > s->heads_cap) {
-        free(s->heads);
-        free(s->head_ids);
-        s->heads = cofre_malloc(need * sizeof(*s->heads));
-        s->head_ids = cofre_malloc(need * sizeof(*s->head_ids));
-        s->heads_cap = need;
-    }
-    memset(s->heads, 0, s->heads_cap * sizeof(*s->heads));
-    s->nheads = 0;
-}
-
-/* The chain head of account id, added (with last_seq 0) when absent. */
-static chain_head_t *head_of(sqlite_store_t *s, const char *id)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = id; *p != '\0'; p++)
-        h = (h ^ (uint8_t)*p) * 1099511628211ull;
-    size_t mask = s->heads_cap - 1;
-    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-        chain_head_t *c = &s->heads[i];
-        if (c->account_id == NULL) {
-            COFRE_ASSERT(s->nheads + 1 < s->heads_cap);
-            snprintf(s->head_ids[i], sizeof(s->head_ids[i]), "%s", id);
-            c->account_id = s->head_ids[i];
-            s->nheads++;
-            return c;
-        }
-        if (strcmp(c->account_id, id) == 0)
-            return c;
-    }
-}
-
 /* ---- write path ------------------------------------------------------------------------- */
 
 static int sq_begin(cofre_store_t *base)
@@ -295,8 +247,8 @@ static int lookup_account(sqlite_store_t *s, const char *id, cofre_account_t *ou
     *found = rc == SQLITE_ROW;
     if (*found) {
         read_account(st, out);
-        if (s->heads_cap > 0)
-            head_of(s, id)->last_seq = sqlite3_column_int64(st, 10);
+        if (s->chains.capacity > 0)
+            cofre_chains_head(&s->chains, id)->last_seq = sqlite3_column_int64(st, 10);
         rc = SQLITE_DONE;
     }
     sqlite3_reset(st);
@@ -313,11 +265,23 @@ static int lookup_transfer(sqlite_store_t *s, const char *id, bool *found)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_error(s, rc, queries[Q_TRANSFER_EXISTS]);
 }
 
+/* The highest transfer seq: the batch numbers its transfers from the next one (under the
+ * write lock, so no other writer can take them). */
+static int last_transfer_seq(sqlite_store_t *s, int64_t *seq)
+{
+    sqlite3_stmt *st = s->stmts[Q_TRANSFER_LAST_SEQ];
+    int rc = sqlite3_step(st);
+    *seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : map_error(s, rc, queries[Q_TRANSFER_LAST_SEQ]);
+}
+
 static int sq_lookup(cofre_store_t *base, cofre_lookup_t *lk)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
-    int rc = 0;
-    heads_reset(s, lk->n_accounts);
+    cofre_chains_reset(&s->chains, lk->n_accounts);
+    int rc = last_transfer_seq(s, &s->next_seq);
+    s->next_seq++;
     for (size_t i = 0; i < lk->n_idem; i++)
         lk->idem[i] = (cofre_idem_record_t){0};
     for (size_t i = 0; i < lk->n_accounts; i++)
@@ -353,7 +317,7 @@ static int update_account(sqlite_store_t *s, const cofre_account_t *a)
     bind_text(st, 1, a->id);
     sqlite3_bind_int64(st, 2, a->debits_posted);
     sqlite3_bind_int64(st, 3, a->credits_posted);
-    sqlite3_bind_int64(st, 4, head_of(s, a->id)->last_seq);
+    sqlite3_bind_int64(st, 4, cofre_chains_head(&s->chains, a->id)->last_seq);
     int rc = run(s, Q_ACCOUNT_UPDATE);
     if (rc == 0 && sqlite3_changes(s->db) != 1)
         return COFRE_ECONFLICT;
@@ -372,17 +336,13 @@ static int insert_transfer(sqlite_store_t *s, const cofre_transfer_write_t *w)
     bind_text(st, 6, t->has_reference ? t->reference : NULL);
     bind_text(st, 7, t->created_at);
     bind_text(st, 8, w->client_id);
-    chain_head_t *debit = head_of(s, t->debit_account_id);
-    chain_head_t *credit = head_of(s, t->credit_account_id);
-    sqlite3_bind_int64(st, 9, debit->last_seq);
-    sqlite3_bind_int64(st, 10, credit->last_seq);
-    int rc = run(s, Q_TRANSFER_INSERT);
-    if (rc == 0) {
-        int64_t seq = sqlite3_last_insert_rowid(s->db);
-        debit->last_seq = credit->last_seq = seq;
-        debit->moved = credit->moved = true;
-    }
-    return rc;
+    int64_t seq = s->next_seq++, prev_debit, prev_credit;
+    cofre_chains_link(&s->chains, t->debit_account_id, t->credit_account_id, seq, &prev_debit,
+                      &prev_credit);
+    sqlite3_bind_int64(st, 9, prev_debit);
+    sqlite3_bind_int64(st, 10, prev_credit);
+    sqlite3_bind_int64(st, 11, seq);
+    return run(s, Q_TRANSFER_INSERT);
 }
 
 static int insert_idem(sqlite_store_t *s, const cofre_idem_write_t *w, int64_t now)
@@ -424,7 +384,7 @@ static int sq_write(cofre_store_t *base, const cofre_write_set_t *ws)
     for (size_t i = 0; rc == 0 && i < ws->n_changed_accounts; i++)
         rc = update_account(s, ws->changed_accounts[i]);
     for (size_t i = 0; rc == 0 && i < ws->n_new_accounts; i++)
-        if (head_of(s, ws->new_accounts[i]->id)->moved)
+        if (cofre_chains_head(&s->chains, ws->new_accounts[i]->id)->moved)
             rc = update_account(s, ws->new_accounts[i]);
     for (size_t i = 0; rc == 0 && i < ws->n_idem; i++)
         rc = insert_idem(s, &ws->idem[i], ws->now_unix);
@@ -724,8 +684,7 @@ static void sq_close(cofre_store_t *base)
     for (int i = 0; i < Q_COUNT_; i++)
         sqlite3_finalize(s->stmts[i]);
     sqlite3_close(s->db);
-    free(s->heads);
-    free(s->head_ids);
+    cofre_chains_release(&s->chains);
     free(s);
 }
 
