@@ -694,6 +694,12 @@ static void keep_once(cofre_issuer_t *is, cofre_registry_t **reg)
     if (*reg == NULL && cofre_registry_open(is->cfg.db_url, reg) != 0)
         *reg = NULL;
     int rc = *reg == NULL ? COFRE_EUNAVAIL : cofre_keyring_reload(is->keys, *reg, now_s());
+    if (rc == 0 && cofre_keyring_published(is->keys) == 0 && is->cfg.keys_dir != NULL) {
+        /* The database was away at start: the first key is made now (once: the records). */
+        rc = cofre_keyring_ensure(is->cfg.keys_dir, *reg, now_s());
+        if (rc == 0)
+            rc = cofre_keyring_reload(is->keys, *reg, now_s());
+    }
     if (rc == 0)
         rc = reload_revoked(is, *reg);
     bool up = rc == 0;

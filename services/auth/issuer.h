@@ -27,6 +27,7 @@
 
 typedef struct cofre_issuer_config {
     const char *db_url;
+    const char *keys_dir; /* where the first key is made when the registry has none, or NULL */
     const char *issuer;   /* "iss", and the base of the endpoint URLs in the metadata */
     const char *audience; /* "aud" */
     unsigned token_ttl_s;

@@ -137,20 +137,27 @@ static int write_key_file(const char *dir, const char *kid, EVP_PKEY *key)
     return 0;
 }
 
-/* Loads <dir>/<kid>.pem; refuses a file others may read. NULL (logged) on failure. */
+/*
+ * Loads <dir>/<kid>.pem; NULL (logged) on failure. Refuses a file that others may access, that
+ * its group may write, or that belongs to another user than this process's (or root). A
+ * Kubernetes Secret mounted as the directory passes: its files are symbolic links into the
+ * Secret's current version, owned by root, readable by the pod's fsGroup (mode 0440).
+ */
 static EVP_PKEY *load_key_file(const char *dir, const char *kid)
 {
     char path[PATH_MAX_LEN];
     cofre_keyring_path(dir, kid, path, sizeof(path));
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     const char *why = NULL;
     if (fd < 0)
         why = strerror(errno);
     else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         why = "not a regular file";
-    else if ((st.st_mode & 077) != 0)
-        why = "group or others may access it: chmod 600";
+    else if ((st.st_mode & 027) != 0)
+        why = "others may access it, or its group may write it: chmod 600";
+    else if (st.st_uid != geteuid() && st.st_uid != 0)
+        why = "it belongs to another user";
     EVP_PKEY *key = NULL;
     if (why == NULL) {
         FILE *f = fdopen(fd, "r");

@@ -1,8 +1,10 @@
 /*
  * cofre-auth: the OAuth 2.0 authorization server for cofre's API clients. main() reads the
  * configuration, runs an administrative command, or migrates the schema, makes sure a
- * signing key exists, wires the issuer onto the HTTP server and runs it until SIGTERM.
+ * signing key exists, wires the issuer onto the HTTP server (and, with an event bus, the
+ * outbox relay to cofre.auth.events) and runs it until SIGTERM.
  */
+#include "auth/auth_outbox.h"
 #include "auth/cli.h"
 #include "auth/issuer.h"
 #include "auth/keyring.h"
@@ -13,6 +15,8 @@
 #include "cofre/db.h"
 #include "cofre/http.h"
 #include "cofre/log.h"
+#include "cofre/pq.h"
+#include "cofre/relay.h"
 #include "cofre/service.h"
 
 #include <stdio.h>
@@ -58,13 +62,18 @@ static const char usage[] =
     "                                   names the source address (default none)\n"
     "  COFRE_AUTH_HASHERS               hashing worker threads (default: the CPUs)\n"
     "  COFRE_AUTH_HASH_QUEUE_MAX        requests waiting for a hasher before 503 (default 256)\n"
-    "  COFRE_MIGRATE                    auto (migrate at start, the default) | off\n";
+    "  COFRE_MIGRATE                    auto (migrate at start, the default) | off\n"
+    "  COFRE_RELAY_*, COFRE_KAFKA_*     the outbox relay to cofre.auth.events\n"
+    "                                   (docs/events/README.md); runs when COFRE_KAFKA_BROKERS\n"
+    "                                   is set\n"
+    "COFRE_DB is sqlite:PATH (the default) or a PostgreSQL URL (docs/postgres.md).\n";
 
 typedef struct auth_config {
     bool migrate;
     char keys_dir[KEYS_DIR_MAX];
     cofre_issuer_config_t issuer;
     cofre_authcli_config_t cli;
+    cofre_relay_config_t relay;
 } auth_config_t;
 
 /* The keys directory: COFRE_AUTH_KEYS_DIR, or auth-keys next to the SQLite database. */
@@ -122,6 +131,7 @@ static void read_serve(cofre_service_t *svc, auth_config_t *cfg)
     cofre_config_t *c = &svc->config;
     cofre_issuer_config_t *is = &cfg->issuer;
     is->db_url = svc->db_url;
+    is->keys_dir = cfg->keys_dir;
     is->issuer = cofre_config_required(c, "COFRE_AUTH_ISSUER");
     is->audience = cofre_config_required(c, "COFRE_AUTH_AUDIENCE");
     is->token_ttl_s = cfg->cli.token_ttl_s;
@@ -132,6 +142,24 @@ static void read_serve(cofre_service_t *svc, auth_config_t *cfg)
     unsigned cpus = cofre_service_cpus();
     is->hashers = (unsigned)cofre_config_int(c, "COFRE_AUTH_HASHERS", COFRE_MIN(cpus, 64), 1, 64);
     is->hash_queue_max = (size_t)cofre_config_int(c, "COFRE_AUTH_HASH_QUEUE_MAX", 256, 1, 100000);
+    cofre_relay_config_defaults(&cfg->relay);
+    cfg->relay.client_id = svc->name;
+    cfg->relay.flush_timeout_ms = svc->http.shutdown_timeout_s * 1000u;
+    cofre_relay_config_read(c, svc->kafka_brokers, &cfg->relay);
+}
+
+/* libpq is loaded only for a PostgreSQL URL; without it nothing can work. */
+static bool load_libpq(const char *db_url)
+{
+    cofre_db_kind_t kind = COFRE_DB_SQLITE;
+    const char *target;
+    if (cofre_db_parse_url(db_url, &kind, &target) != 0 || kind != COFRE_DB_POSTGRES)
+        return true;
+    if (cofre_pq_load() == 0)
+        return true;
+    fprintf(stderr, "cofre-auth: COFRE_DB names PostgreSQL, but libpq (libpq.so.5, Debian "
+                    "package libpq5) cannot be loaded\n");
+    return false;
 }
 
 static int serve(cofre_service_t *svc, auth_config_t *cfg)
@@ -142,6 +170,13 @@ static int serve(cofre_service_t *svc, auth_config_t *cfg)
     if (rc == 0)
         rc = cofre_keyring_ensure(cfg->keys_dir, reg, now);
     cofre_registry_close(reg);
+    if (rc == COFRE_EUNAVAIL) {
+        /* A database away at start may be back in a second: serve (not ready) meanwhile; the
+         * keeper makes the first key if the registry turns out to have none. */
+        COFRE_LOG(COFRE_LOG_WARN, NULL, "registry unreachable at start; serving, not ready",
+                  COFRE_LF_STR("error", cofre_strerror(rc)));
+        rc = 0;
+    }
     if (rc != 0) {
         COFRE_LOG(COFRE_LOG_ERROR, NULL, "cannot prepare the signing keys",
                   COFRE_LF_STR("error", cofre_strerror(rc)), COFRE_LF_STR("dir", cfg->keys_dir));
@@ -153,6 +188,20 @@ static int serve(cofre_service_t *svc, auth_config_t *cfg)
         cofre_keyring_free(keys);
         return 1;
     }
+    /* The outbox relay to Kafka, when there is an event bus; readiness never depends on it. */
+    cofre_relay_config_t relay_cfg = cfg->relay;
+    cofre_auth_outbox_t *outbox = NULL;
+    cofre_relay_t *relay = NULL;
+    if (svc->kafka_brokers[0] != '\0') {
+        outbox = cofre_auth_outbox_new(svc->db_url, &relay_cfg.source);
+        relay = cofre_relay_start(&relay_cfg);
+        if (relay == NULL) {
+            cofre_auth_outbox_free(outbox);
+            cofre_issuer_stop(issuer);
+            cofre_keyring_free(keys);
+            return 1;
+        }
+    }
     svc->http.ready = cofre_issuer_ready;
     svc->http.ready_data = issuer;
     cofre_http_server_t *server = cofre_http_server_new(&svc->http);
@@ -161,6 +210,9 @@ static int serve(cofre_service_t *svc, auth_config_t *cfg)
     if (rc == 0)
         rc = cofre_http_server_run(server);
     cofre_issuer_stop(issuer);
+    if (relay != NULL)
+        cofre_relay_stop(relay); /* after the hashers: their last events still go out */
+    cofre_auth_outbox_free(outbox);
     cofre_keyring_free(keys);
     cofre_http_server_free(server);
     cofre_log_msg(COFRE_LOG_INFO, NULL, "stopped");
@@ -204,6 +256,8 @@ int main(int argc, char **argv)
     if (strcmp(command, "serve") == 0)
         read_serve(&svc, &cfg);
     cofre_config_finish(&svc.config);
+    if (!load_libpq(svc.db_url))
+        return 1;
     if (cofre_secret_init() != 0) {
         cofre_log_msg(COFRE_LOG_ERROR, NULL, "libsodium cannot start");
         return 1;

@@ -1,12 +1,14 @@
 /*
- * registry.c: picks the registry implementation for a COFRE_DB url, and builds auth events in
- * the same CloudEvents shape as cofre-core's outbox rows.
+ * registry.c: picks the registry implementation for a COFRE_DB url (sqlite:PATH, or a
+ * postgres:// or postgresql:// URL), and builds auth events in the same CloudEvents shape as
+ * cofre-core's outbox rows.
  */
 #include "auth/registry.h"
 
 #include "cofre/db.h"
 #include "cofre/jbuf.h"
 #include "cofre/log.h"
+#include "cofre/pq.h"
 #include "cofre/scope.h"
 #include "cofre/trace.h"
 
@@ -24,9 +26,9 @@ int cofre_registry_open(const char *url, cofre_registry_t **out)
         return COFRE_EINVAL;
     if (kind == COFRE_DB_SQLITE)
         return cofre_registry_sqlite_open(target, out);
-    cofre_log_msg(COFRE_LOG_ERROR, NULL,
-                  "cofre-auth has no PostgreSQL registry yet (issue 3): use COFRE_DB=sqlite:PATH");
-    return COFRE_EINVAL;
+    if (cofre_pq_load() != 0)
+        return COFRE_EUNAVAIL;
+    return cofre_registry_pg_open(target, out);
 }
 
 int cofre_registry_migrate(const char *url)
@@ -37,9 +39,9 @@ int cofre_registry_migrate(const char *url)
         return COFRE_EINVAL;
     if (kind == COFRE_DB_SQLITE)
         return cofre_registry_sqlite_migrate(target);
-    cofre_log_msg(COFRE_LOG_ERROR, NULL,
-                  "cofre-auth has no PostgreSQL registry yet (issue 3): use COFRE_DB=sqlite:PATH");
-    return COFRE_EINVAL;
+    if (cofre_pq_load() != 0)
+        return COFRE_EUNAVAIL;
+    return cofre_registry_pg_migrate(target);
 }
 
 void cofre_registry_close(cofre_registry_t *r)

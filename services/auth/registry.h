@@ -14,6 +14,7 @@
 #include "cofre/common.h"
 #include "cofre/http.h"
 #include "cofre/jwks.h"
+#include "cofre/relay.h"
 #include "cofre/uuid.h"
 
 #include <stdbool.h>
@@ -25,7 +26,7 @@
 #define COFRE_REGISTRY_KEYS_MAX    COFRE_JWKS_KEYS_MAX
 #define COFRE_REGISTRY_CLIENTS_MAX 100000 /* listed by the command line at most */
 
-/* The topic auth events are published on (by the events issue's relay). */
+/* The topic auth events are published on (by the outbox relay, auth_outbox.c). */
 #define COFRE_REGISTRY_TOPIC "cofre.auth.events"
 
 typedef struct cofre_registry cofre_registry_t;
@@ -94,19 +95,48 @@ typedef struct cofre_registry_ops {
     /* An event that stands alone (a token issued, an authentication failed). */
     int (*event_insert)(cofre_registry_t *r, const cofre_event_t *ev);
     bool (*ping)(cofre_registry_t *r);
+
+    /* ---- the outbox relay's side (auth_outbox.c) ---- */
+    /* Up to max unpublished rows with seq > after_seq into out, in seq order; each payload is
+     * malloc'ed and handed over. */
+    int (*outbox_fetch)(cofre_registry_t *r, int64_t after_seq, size_t max, cofre_relay_row_t *out,
+                        size_t *n);
+    /* Marks rows published (rows marked already stay as they were). */
+    int (*outbox_mark)(cofre_registry_t *r, const int64_t *seqs, size_t n);
+    /* Unpublished rows, and the age in seconds of the oldest (0 when none). */
+    int (*outbox_stats)(cofre_registry_t *r, int64_t *pending, double *oldest_age_s);
+    /*
+     * Makes this handle's process the one that relays the outbox, or renews that claim for at
+     * least COFRE_REGISTRY_LEASE_S from the call: 0, COFRE_EEXIST (another process holds it),
+     * or an error. SQLite: an exclusive lock on the file <db>-relay.lock, held until release
+     * or the process ends. PostgreSQL: the relay_leases row, held by holder until it expires.
+     */
+    int (*relay_claim)(cofre_registry_t *r, const char *holder);
+    /* Gives the claim up (best effort), so another process takes over at once. */
+    void (*relay_release)(cofre_registry_t *r, const char *holder);
 } cofre_registry_ops_t;
+
+/* How long a PostgreSQL relay claim lasts; its holder renews it every third of that. */
+#define COFRE_REGISTRY_LEASE_S    15
+#define COFRE_REGISTRY_HOLDER_MAX 200
 
 struct cofre_registry {
     const cofre_registry_ops_t *ops;
 };
 
 /*
- * Opens a connection for COFRE_DB url. Returns 0 and *out, COFRE_EINVAL (a malformed URL, or
- * a PostgreSQL one until that store exists), or COFRE_EUNAVAIL (logged).
+ * Opens a handle for COFRE_DB url. Returns 0 and *out, COFRE_EINVAL (a malformed URL), or
+ * COFRE_EUNAVAIL (logged: SQLite cannot open the file, or libpq cannot be loaded). A
+ * PostgreSQL handle connects lazily and by itself: it opens while the database is down, its
+ * calls fail fast with COFRE_EUNAVAIL meanwhile, and it reconnects with backoff.
  */
 int cofre_registry_open(const char *url, cofre_registry_t **out);
 
-/* Brings the schema up to date (safe from several processes at once). */
+/*
+ * Brings the schema up to date: safe from several processes at once, idempotent, and refusing
+ * a schema newer than this binary (COFRE_ERANGE). With PostgreSQL's service role (no rights
+ * to create), an up-to-date schema is only checked.
+ */
 int cofre_registry_migrate(const char *url);
 
 void cofre_registry_close(cofre_registry_t *r);
@@ -133,5 +163,9 @@ bool cofre_registry_owner_valid(const char *s);
 /* The SQLite implementation. */
 int cofre_registry_sqlite_open(const char *path, cofre_registry_t **out);
 int cofre_registry_sqlite_migrate(const char *path);
+
+/* The PostgreSQL implementation (libpq must be loaded: cofre_pq_load). */
+int cofre_registry_pg_open(const char *url, cofre_registry_t **out);
+int cofre_registry_pg_migrate(const char *url);
 
 #endif

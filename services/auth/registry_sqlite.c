@@ -1,7 +1,11 @@
 /*
  * registry_sqlite.c: the registry on SQLite (WAL, synchronous=FULL, see cofre/db.h). Writers
  * take the write lock at BEGIN (BEGIN IMMEDIATE): several hashing workers, the key reloader
- * and the command line may write at once, from several processes, and wait in turn.
+ * and the command line may write at once, from several processes, and wait in turn. Every
+ * outbox row gets its seq under that lock, so rows become visible in seq order.
+ *
+ * Processes sharing one database file take turns relaying its outbox through an exclusive
+ * lock on the file <db>-relay.lock beside it, which the kernel releases when the holder dies.
  */
 #include "auth/registry.h"
 
@@ -10,10 +14,14 @@
 #include "cofre/scope.h"
 #include "core/migrations.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #define CACHE_KIB 1024
 
@@ -37,6 +45,9 @@ enum {
     Q_KEY_LIST,
     Q_OUTBOX_INSERT,
     Q_PING,
+    Q_OUTBOX_FETCH,
+    Q_OUTBOX_MARK,
+    Q_OUTBOX_STATS,
     Q_COUNT_
 };
 
@@ -61,12 +72,20 @@ static const char *const queries[Q_COUNT_] = {
     [Q_OUTBOX_INSERT] = "INSERT INTO outbox (event_id, topic, partition_key, type, payload, "
                         "traceparent, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [Q_PING] = "SELECT 1",
+    [Q_OUTBOX_FETCH] =
+        "SELECT seq, event_id, topic, partition_key, traceparent, payload FROM outbox "
+        "WHERE published_at IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
+    [Q_OUTBOX_MARK] = "UPDATE outbox SET published_at = ?2 WHERE seq = ?1 AND published_at IS NULL",
+    [Q_OUTBOX_STATS] = "SELECT count(*), coalesce((julianday('now') - julianday(min(created_at))) "
+                       "* 86400.0, 0) FROM outbox WHERE published_at IS NULL",
 };
 
 typedef struct sqlite_registry {
     cofre_registry_t base;
     sqlite3 *db;
     sqlite3_stmt *st[Q_COUNT_];
+    char *lock_path; /* <db>-relay.lock */
+    int lock_fd;     /* >= 0 while this handle holds the relay lock */
 } sqlite_registry_t;
 
 static sqlite_registry_t *impl(cofre_registry_t *r)
@@ -283,12 +302,126 @@ static bool ping(cofre_registry_t *r)
     return rc == SQLITE_ROW;
 }
 
+/* ---- the relay's side ------------------------------------------------------------------ */
+
+/* A statement whose step answered rc (not a row, not done): logged, reset and translated. */
+static int step_failed(sqlite_registry_t *s, sqlite3_stmt *st, int rc)
+{
+    COFRE_LOG(COFRE_LOG_ERROR, NULL, "registry statement failed",
+              COFRE_LF_STR("error", sqlite3_errmsg(s->db)), COFRE_LF_STR("sql", sqlite3_sql(st)));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? COFRE_EUNAVAIL : COFRE_EIO;
+}
+
+static void copy_text(sqlite3_stmt *st, int col, char *out, size_t size)
+{
+    const unsigned char *v = sqlite3_column_text(st, col);
+    snprintf(out, size, "%s", v != NULL ? (const char *)v : "");
+}
+
+static int outbox_fetch(cofre_registry_t *r, int64_t after_seq, size_t max, cofre_relay_row_t *out,
+                        size_t *n)
+{
+    sqlite_registry_t *s = impl(r);
+    sqlite3_stmt *st = s->st[Q_OUTBOX_FETCH];
+    sqlite3_bind_int64(st, 1, after_seq);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    int rc = SQLITE_DONE;
+    *n = 0;
+    while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        cofre_relay_row_t *o = &out[(*n)++];
+        o->seq = sqlite3_column_int64(st, 0);
+        copy_text(st, 1, o->event_id, sizeof(o->event_id));
+        copy_text(st, 2, o->topic, sizeof(o->topic));
+        copy_text(st, 3, o->key, sizeof(o->key));
+        copy_text(st, 4, o->traceparent, sizeof(o->traceparent));
+        o->payload_len = (size_t)sqlite3_column_bytes(st, 5);
+        o->payload = cofre_strndup((const char *)sqlite3_column_text(st, 5), o->payload_len);
+    }
+    if (*n == max)
+        rc = SQLITE_DONE;
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return 0;
+    }
+    return step_failed(s, st, rc); /* the rows read so far are the caller's to free */
+}
+
+static int outbox_mark(cofre_registry_t *r, const int64_t *seqs, size_t n)
+{
+    sqlite_registry_t *s = impl(r);
+    char now[COFRE_TIME_LEN + 1];
+    cofre_time_format(cofre_now_wall_us(), now);
+    int rc = step_done(s, s->st[Q_BEGIN]);
+    sqlite3_stmt *st = s->st[Q_OUTBOX_MARK];
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        sqlite3_bind_int64(st, 1, seqs[i]);
+        bind_text(st, 2, now);
+        rc = step_done(s, st);
+    }
+    if (rc == 0)
+        return step_done(s, s->st[Q_COMMIT]);
+    if (!sqlite3_get_autocommit(s->db))
+        step_done(s, s->st[Q_ROLLBACK]);
+    return rc;
+}
+
+static int outbox_stats(cofre_registry_t *r, int64_t *pending, double *oldest_age_s)
+{
+    sqlite_registry_t *s = impl(r);
+    sqlite3_stmt *st = s->st[Q_OUTBOX_STATS];
+    *pending = 0;
+    *oldest_age_s = 0;
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+        return step_failed(s, st, rc);
+    *pending = sqlite3_column_int64(st, 0);
+    double age = sqlite3_column_double(st, 1);
+    *oldest_age_s = age > 0 ? age : 0;
+    sqlite3_reset(st);
+    return 0;
+}
+
+static int relay_claim(cofre_registry_t *r, const char *holder)
+{
+    (void)holder; /* the lock belongs to this process */
+    sqlite_registry_t *s = impl(r);
+    if (s->lock_fd >= 0)
+        return 0;
+    int fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        COFRE_LOG(COFRE_LOG_ERROR, NULL, "cannot open the relay lock file",
+                  COFRE_LF_STR("path", s->lock_path), COFRE_LF_STR("error", strerror(errno)));
+        return COFRE_EIO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int busy = errno == EWOULDBLOCK;
+        close(fd);
+        return busy ? COFRE_EEXIST : COFRE_EIO;
+    }
+    s->lock_fd = fd;
+    return 0;
+}
+
+static void relay_release(cofre_registry_t *r, const char *holder)
+{
+    (void)holder;
+    sqlite_registry_t *s = impl(r);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the lock */
+    s->lock_fd = -1;
+}
+
 static void close_registry(cofre_registry_t *r)
 {
     sqlite_registry_t *s = impl(r);
+    relay_release(r, NULL);
     for (size_t i = 0; i < Q_COUNT_; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
+    free(s->lock_path);
     free(s);
 }
 
@@ -303,6 +436,11 @@ static const cofre_registry_ops_t sqlite_ops = {
     .key_list = key_list,
     .event_insert = event_insert,
     .ping = ping,
+    .outbox_fetch = outbox_fetch,
+    .outbox_mark = outbox_mark,
+    .outbox_stats = outbox_stats,
+    .relay_claim = relay_claim,
+    .relay_release = relay_release,
 };
 
 int cofre_registry_sqlite_open(const char *path, cofre_registry_t **out)
@@ -313,6 +451,10 @@ int cofre_registry_sqlite_open(const char *path, cofre_registry_t **out)
     sqlite_registry_t *s = cofre_calloc(1, sizeof(*s));
     s->base.ops = &sqlite_ops;
     s->db = db;
+    size_t len = strlen(path) + sizeof("-relay.lock");
+    s->lock_path = cofre_malloc(len);
+    snprintf(s->lock_path, len, "%s-relay.lock", path);
+    s->lock_fd = -1;
     for (size_t i = 0; i < Q_COUNT_; i++)
         s->st[i] = cofre_db_sqlite_prepare(db, queries[i]);
     *out = &s->base;

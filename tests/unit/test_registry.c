@@ -1,6 +1,8 @@
 /* test_registry.c: cofre-auth's SQLite registry: clients in and out, a duplicate refused,
  * disabling and secret changes, the outbox row of every change in the same transaction (and
- * none for a change that failed), and migrations that can run again. */
+ * none for a change that failed), migrations that can run again, and the relay's side: rows
+ * read in seq order, marked once, counted, and one relay per database file. (The PostgreSQL
+ * registry is tested black-box in tests/auth against a real cluster.) */
 #include "unit.h"
 
 #include "auth/registry.h"
@@ -155,6 +157,56 @@ static void event_envelope(void **state)
     cofre_registry_event_release(&ev);
 }
 
+static void outbox_rows_for_the_relay(void **state)
+{
+    (void)state;
+    cofre_registry_t *r;
+    assert_int_equal(cofre_registry_open(url, &r), 0);
+    int64_t pending = -1;
+    double age = -1;
+    assert_int_equal(r->ops->outbox_stats(r, &pending, &age), 0);
+    long before = count_rows("SELECT count(*) FROM outbox WHERE published_at IS NULL");
+    assert_int_equal(pending, before);
+    assert_true(before >= 3 && age >= 0 && age < 60);
+    cofre_relay_row_t rows[2];
+    size_t n = 0;
+    assert_int_equal(r->ops->outbox_fetch(r, 0, 2, rows, &n), 0);
+    assert_int_equal(n, 2); /* bounded by max */
+    assert_true(rows[0].seq < rows[1].seq);
+    assert_string_equal(rows[0].topic, COFRE_REGISTRY_TOPIC);
+    assert_true(strstr(rows[0].payload, rows[0].event_id) != NULL);
+    int64_t seqs[] = {rows[0].seq, rows[1].seq};
+    int64_t after = rows[1].seq;
+    free(rows[0].payload);
+    free(rows[1].payload);
+    assert_int_equal(r->ops->outbox_mark(r, seqs, 2), 0);
+    assert_int_equal(r->ops->outbox_mark(r, seqs, 2), 0); /* twice: no change */
+    assert_int_equal(r->ops->outbox_stats(r, &pending, &age), 0);
+    assert_int_equal(pending, before - 2);
+    /* marked rows are not read again; the next ones follow */
+    assert_int_equal(r->ops->outbox_fetch(r, 0, 2, rows, &n), 0);
+    assert_true(n >= 1 && rows[0].seq > after);
+    for (size_t i = 0; i < n; i++)
+        free(rows[i].payload);
+    cofre_registry_close(r);
+}
+
+static void one_relay_per_database_file(void **state)
+{
+    (void)state;
+    cofre_registry_t *a, *b;
+    assert_int_equal(cofre_registry_open(url, &a), 0);
+    assert_int_equal(cofre_registry_open(url, &b), 0);
+    assert_int_equal(a->ops->relay_claim(a, "a"), 0);
+    assert_int_equal(a->ops->relay_claim(a, "a"), 0); /* renewing is holding */
+    assert_int_equal(b->ops->relay_claim(b, "b"), COFRE_EEXIST);
+    a->ops->relay_release(a, "a");
+    assert_int_equal(b->ops->relay_claim(b, "b"), 0);
+    cofre_registry_close(b); /* closing releases too */
+    assert_int_equal(a->ops->relay_claim(a, "a"), 0);
+    cofre_registry_close(a);
+}
+
 static void names(void **state)
 {
     (void)state;
@@ -177,6 +229,8 @@ int main(void)
         cmocka_unit_test(secret_changes_and_lists),
         cmocka_unit_test(migrations_run_again),
         cmocka_unit_test(event_envelope),
+        cmocka_unit_test(outbox_rows_for_the_relay),
+        cmocka_unit_test(one_relay_per_database_file),
         cmocka_unit_test(names),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
