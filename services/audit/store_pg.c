@@ -516,6 +516,11 @@ static int migrate_locked(cofre_pg_t *pg)
     if (rc == 0 && current == latest)
         COFRE_LOG(COFRE_LOG_INFO, NULL, "audit schema up to date",
                   COFRE_LF_INT("version", current));
+    if (rc == COFRE_EIO || rc == COFRE_ECONFLICT)
+        COFRE_LOG(COFRE_LOG_ERROR, NULL,
+                  "audit schema not created or not readable with this role (run cofre-audit "
+                  "migrate as the owner role)",
+                  COFRE_LF_STR("sqlstate", cofre_pg_sqlstate(pg)));
     return rc;
 }
 

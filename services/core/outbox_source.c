@@ -8,7 +8,9 @@
  *
  * PostgreSQL: a transaction-level advisory lock held in a transaction kept open on a
  * connection of the relay's own (the lock connection). It holds no snapshot between
- * statements (READ COMMITTED) and touches no table, so it holds back neither vacuum nor DDL;
+ * statements (READ COMMITTED, and the simple query protocol: the extended one's unnamed portal
+ * would keep its snapshot until the next statement) and touches no table, so it holds back
+ * neither vacuum nor DDL;
  * and as a transaction it keeps its server connection through PgBouncer in transaction mode
  * too (which a session-level lock would not). The relay relays only while the lock is known
  * to be held: a heartbeat on that transaction every second, and a lease of 5 s since the last
@@ -101,14 +103,16 @@ static int take_pg_lock(cofre_outbox_source_t *s)
             .application_name = "cofre-core relay lock",
             .connect_timeout_ms = LOCK_ROUND_MS,
             .round_timeout_ms = LOCK_ROUND_MS,
-            .pipeline = true,
+            .pipeline = false, /* the simple protocol: no portal keeps a snapshot */
         });
     uint64_t sent = cofre_now_mono_ns();
-    cofre_pg_add(s->lock_pg, "BEGIN", NULL, 0);
-    cofre_pg_add(s->lock_pg, LOCK_TXN_SETTINGS, NULL, 0);
-    cofre_pg_add(s->lock_pg, "SELECT pg_try_advisory_xact_lock(" RELAY_LOCK_KEY ")", NULL, 0);
+    cofre_pg_add(s->lock_pg, "BEGIN; " LOCK_TXN_SETTINGS, NULL, 0);
     int rc = cofre_pg_exchange(s->lock_pg, true);
-    const PGresult *r = rc == 0 ? cofre_pg_result(s->lock_pg, 2) : NULL;
+    if (rc == 0) {
+        cofre_pg_add(s->lock_pg, "SELECT pg_try_advisory_xact_lock(" RELAY_LOCK_KEY ")", NULL, 0);
+        rc = cofre_pg_exchange(s->lock_pg, false);
+    }
+    const PGresult *r = rc == 0 ? cofre_pg_result(s->lock_pg, 0) : NULL;
     if (r != NULL && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't') {
         s->lock_held = true;
         s->lock_ok_ns = sent;

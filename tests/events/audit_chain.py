@@ -1,7 +1,7 @@
 """An independent implementation of cofre-audit's record hash chain (docs/audit.md), so the
 tests check the stored trail without trusting the service's own verifier.
 
-Rows are dicts of the audit_records table's columns (read with sqlite3).
+Rows are dicts of the audit_records table's columns (read with sqlite3 or psycopg2).
 """
 
 import hashlib

@@ -10,13 +10,14 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
 import uuid
 
 import requests
+
+from stores import SQLITE
 
 SLOW = 4.0 if os.environ.get("COFRE_SANITIZED") else 1.0
 START_TIMEOUT_S = 20.0 * SLOW
@@ -43,6 +44,13 @@ def base_env(**extra):
                 "COFRE_THREADS": "2"})
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+def cofre_db(db, default_path):
+    """A COFRE_DB value from db: a COFRE_DB value already, a SQLite path, or None (default)."""
+    if db is None:
+        return "sqlite:" + default_path
+    return db if db.startswith(("sqlite:", "postgres://", "postgresql://")) else "sqlite:" + db
 
 
 def wait_for(pred, timeout, what, interval=0.05):
@@ -218,12 +226,15 @@ class KafkaDev(Proc):
 
 
 class Core(Proc):
-    """cofre-core with token checks off, relaying its outbox to brokers."""
+    """cofre-core with token checks off, relaying its outbox to brokers. db: a COFRE_DB value
+    or a SQLite path (default: core.db in workdir); backend: the store kind that reads it."""
 
-    def __init__(self, workdir, brokers, db=None, **env):
-        self.db_path = db or os.path.join(str(workdir), "core.db")
+    def __init__(self, workdir, brokers, db=None, backend=SQLITE, **env):
+        self.db = cofre_db(db, os.path.join(str(workdir), "core.db"))
+        self.db_path = self.db[len("sqlite:"):] if self.db.startswith("sqlite:") else None
+        self.backend = backend
         super().__init__("cofre-core", base_env(
-            COFRE_AUTH="off", COFRE_KAFKA_BROKERS=brokers, COFRE_DB="sqlite:" + self.db_path,
+            COFRE_AUTH="off", COFRE_KAFKA_BROKERS=brokers, COFRE_DB=self.db,
             COFRE_RELAY_POLL_MS="10", **env), workdir)
 
     def post(self, path, body, session=None):
@@ -244,12 +255,9 @@ class Core(Proc):
 
     def outbox(self):
         """(seq, event_id, published) of every outbox row, from the database."""
-        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
-        try:
-            return conn.execute("SELECT seq, event_id, published_at IS NOT NULL FROM outbox "
-                                "ORDER BY seq").fetchall()
-        finally:
-            conn.close()
+        rows = self.backend.query(self.db, "SELECT seq, event_id, published_at IS NOT NULL AS p "
+                                           "FROM outbox ORDER BY seq")
+        return [(r["seq"], str(r["event_id"]), bool(r["p"])) for r in rows]
 
     def wait_outbox_published(self, timeout=30):
         wait_for(lambda: all(p for _, _, p in self.outbox()), timeout,
@@ -259,15 +267,16 @@ class Core(Proc):
 class Audit(Proc):
     """cofre-audit with its own store and signing key in workdir."""
 
-    def __init__(self, workdir, brokers, db=None, group="cofre-audit", **env):
+    def __init__(self, workdir, brokers, db=None, group="cofre-audit", backend=SQLITE, **env):
         self.workdir_ = str(workdir)
-        self.db_path = db or os.path.join(self.workdir_, "audit.db")
+        self.db = cofre_db(db, os.path.join(self.workdir_, "audit.db"))
+        self.backend = backend
         self.key_file = os.path.join(self.workdir_, "audit-signing.key")
         if not os.path.exists(self.key_file):
             r = subprocess.run([binary("cofre-audit"), "keygen", self.key_file],
                                capture_output=True, text=True, timeout=10, check=True)
             assert re.fullmatch(r"[0-9a-f]{64}\n", r.stdout), r.stdout
-        e = dict(COFRE_AUTH="off", COFRE_KAFKA_BROKERS=brokers, COFRE_DB="sqlite:" + self.db_path,
+        e = dict(COFRE_AUTH="off", COFRE_KAFKA_BROKERS=brokers, COFRE_DB=self.db,
                  COFRE_AUDIT_SIGNING_KEY_FILE=self.key_file, COFRE_AUDIT_GROUP=group,
                  COFRE_AUDIT_CHECKPOINT_RECORDS="25", COFRE_AUDIT_VERIFY_INTERVAL_S="0")
         e.update(env)
@@ -297,20 +306,23 @@ class Audit(Proc):
         assert r.status_code == 200, r.text
         return r.json()
 
-    def rows(self, db=None):
+    def rows(self):
         """Every audit record row, in seq order, straight from the database."""
-        conn = sqlite3.connect(f"file:{db or self.db_path}?mode=ro", uri=True, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
-            return [dict(r) for r in conn.execute("SELECT * FROM audit_records ORDER BY seq")]
-        finally:
-            conn.close()
+        return self.backend.query(self.db, "SELECT * FROM audit_records ORDER BY seq")
+
+    def checkpoints(self):
+        """(seq, hash, created_at, public_key, signature) of every checkpoint, in seq order."""
+        rows = self.backend.query(self.db, "SELECT seq, hash, created_at, public_key, signature "
+                                           "FROM audit_checkpoints ORDER BY seq, id")
+        return [tuple(bytes(v) if isinstance(v, (bytes, memoryview)) else v for v in r.values())
+                for r in rows]
 
 
-def run_verify(db_path, **env):
-    """`cofre-audit verify` on a database: (exit code, verdict JSON, stderr)."""
+def run_verify(db, **env):
+    """`cofre-audit verify` on a database (a COFRE_DB value or a SQLite path): (exit code,
+    verdict JSON, stderr)."""
     r = subprocess.run([binary("cofre-audit"), "verify"],
-                       env=base_env(COFRE_DB="sqlite:" + db_path, **env),
+                       env=base_env(COFRE_DB=cofre_db(db, ""), **env),
                        capture_output=True, text=True, timeout=60 * SLOW)
     verdict = json.loads(r.stdout) if r.stdout.strip() else None
     return r.returncode, verdict, r.stderr

@@ -18,7 +18,7 @@ HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "tra
 
 
 @pytest.fixture
-def filled(stack):
+def filled(backend, stack):
     """A trail with 2 accounts and 12 transfers (3 of them to one subject we remember)."""
     stack.kafka()
     core = stack.core()
@@ -122,7 +122,7 @@ def test_readiness_needs_the_group_and_lag_returns_to_zero(stack):
     assert audit.metric("cofre_audit_group_member") == 1
 
 
-def test_malformed_messages_are_kept_as_rejected_records(stack):
+def test_malformed_messages_are_kept_as_rejected_records(backend, stack):
     """Garbage on the ledger topic is stored as a rejected record (never dropped, never a
     crash), and a redelivery of it is still a duplicate."""
     kafka = stack.kafka()
@@ -218,7 +218,9 @@ def bad_settings(tmp_path):
         ("COFRE_AUDIT_SIGNING_KEY_FILE", {"COFRE_AUDIT_SIGNING_KEY_FILE": "/nonexistent"}),
         ("COFRE_AUDIT_SIGNING_KEY_FILE", {"COFRE_AUDIT_SIGNING_KEY_FILE": "/etc/hostname"}),
         ("COFRE_AUDIT_TRUSTED_KEYS", {"COFRE_AUDIT_TRUSTED_KEYS": "abcd"}),
-        ("COFRE_DB", {"COFRE_DB": "postgres://u@h/db"}),
+        ("COFRE_DB", {"COFRE_DB": "mysql://u@h/db"}),
+        ("COFRE_DB", {"COFRE_DB": "postgres://u@h/db?nosuchoption=1"}),
+        ("COFRE_MIGRATE", {"COFRE_MIGRATE": "sometimes"}),
         ("COFRE_KAFKA_BROKERS", {"COFRE_KAFKA_BROKERS": "nohostport"}),
         ("COFRE_AUDIT_CHECKPOINT_RECORDS", {"COFRE_AUDIT_CHECKPOINT_RECORDS": "0"}),
         ("COFRE_AUDIT_SESSION_TIMEOUT_MS", {"COFRE_AUDIT_SESSION_TIMEOUT_MS": "100"}),

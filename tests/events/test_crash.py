@@ -3,7 +3,6 @@ published (the brokers down, then SIGKILL) still arrive after a restart; events 
 not yet marked (a crash between the broker's ack and the mark) are published again, and the
 audit trail still holds each once."""
 
-import sqlite3
 import uuid
 
 from eventlib import LEDGER_TOPIC, kcat_consume, wait_for
@@ -13,7 +12,7 @@ def subjects(audit, event_type):
     return [r["subject"] for r in audit.events(type=event_type)]
 
 
-def test_crash_between_commit_and_publish(stack):
+def test_crash_between_commit_and_publish(backend, stack):
     """Brokers down: transfers commit (201), their events wait in the outbox (pending gauge),
     cofre-core stays ready; SIGKILL; brokers back; a new cofre-core on the same database
     publishes them, and the audit trail gets each transfer exactly once."""
@@ -47,7 +46,7 @@ def test_crash_between_commit_and_publish(stack):
     assert audit.verify()["ok"]
 
 
-def test_published_but_not_marked_is_published_again_once_in_audit(stack):
+def test_published_but_not_marked_is_published_again_once_in_audit(backend, stack):
     """Events acknowledged by the broker but whose rows were not marked (as after a crash right
     after the ack) are published a second time at the next start: the topic holds them twice,
     the audit trail once."""
@@ -64,10 +63,7 @@ def test_published_but_not_marked_is_published_again_once_in_audit(stack):
              "10 transfers in the audit trail", interval=0.2)
     assert core.stop() == 0
 
-    conn = sqlite3.connect(core.db_path, timeout=10)
-    with conn:
-        conn.execute("UPDATE outbox SET published_at = NULL")
-    conn.close()
+    backend.unpublish_outbox(core.db)
     core2 = stack.core()
     core2.wait_outbox_published()
     wait_for(lambda: audit.metric("cofre_audit_events_total", result="duplicate") >= 12, 30,

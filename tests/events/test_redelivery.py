@@ -43,7 +43,7 @@ def rewind(bootstrap, group, topics, partitions=6):
         c.close()
 
 
-def test_rewound_offsets_store_no_duplicates(stack):
+def test_rewound_offsets_store_no_duplicates(backend, stack):
     kafka = stack.kafka()
     core = stack.core()
     audit = stack.audit(group="redelivery", COFRE_AUDIT_SESSION_TIMEOUT_MS="6000")

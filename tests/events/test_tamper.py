@@ -2,7 +2,11 @@
 record named on stderr) and by GET /v1/audit/verify: a changed amount, a deleted record, two
 records swapped, a record inserted, the tail truncated behind a signed checkpoint. The
 verification uses only the public key that GET /v1/audit/keys publishes; SQL alone cannot
-change or delete a record; and checkpoint signatures verify independently (cryptography)."""
+change or delete a record; and checkpoint signatures verify independently (cryptography).
+
+Runs once per store (COFRE_TEST_DBS). On PostgreSQL the tampering is done by the owner role,
+which has to switch the append-only triggers off first; the service role cannot UPDATE,
+DELETE or TRUNCATE at all (permission denied)."""
 
 import os
 import re
@@ -10,6 +14,7 @@ import sqlite3
 import subprocess
 import uuid
 
+import psycopg2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -21,8 +26,8 @@ TRANSFERS = 30  # + 2 account openings = 32 records; checkpoints every 10: 10, 2
 
 
 @pytest.fixture(scope="module")
-def trail_stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("trail"))
+def trail_stack(backend, tmp_path_factory):
+    s = Stack(tmp_path_factory.mktemp("trail"), backend)
     yield s
     problems = s.finish()
     assert not problems, problems
@@ -50,25 +55,16 @@ def trail(trail_stack, tmp_path_factory):
 
 def tampered_copy(audit, tmp_path, name, sql):
     """A copy of the trail with sql applied around the append-only triggers."""
-    path = os.path.join(str(tmp_path), f"{name}.db")
-    src = sqlite3.connect(audit.db_path)
-    dst = sqlite3.connect(path)
-    src.backup(dst)
-    src.close()
-    dst.executescript("DROP TRIGGER audit_records_no_update; DROP TRIGGER audit_records_no_delete;"
-                      + sql)
-    dst.commit()
-    dst.close()
-    return path
+    return audit.backend.tampered_copy(audit.db, name, sql)
 
 
 CASES = [
     ("changed_amount", "UPDATE audit_records SET amount = amount * 100 WHERE seq = 17;", 17,
      "does not match its hash"),
     ("deleted_record", "DELETE FROM audit_records WHERE seq = 9;", 9, "missing"),
-    ("swapped_records", "UPDATE audit_records SET seq = -21 WHERE seq = 21;"
+    ("swapped_records", "UPDATE audit_records SET seq = 1021 WHERE seq = 21;"
                         "UPDATE audit_records SET seq = 21 WHERE seq = 22;"
-                        "UPDATE audit_records SET seq = 22 WHERE seq = -21;", 21,
+                        "UPDATE audit_records SET seq = 22 WHERE seq = 1021;", 21,
      "does not match its hash"),
     ("inserted_record", "UPDATE audit_records SET seq = seq + 1000 WHERE seq >= 5;"
                         "UPDATE audit_records SET seq = seq - 999 WHERE seq >= 1005;"
@@ -85,7 +81,7 @@ CASES = [
 def test_tampering_is_caught_offline_naming_the_first_bad_record(trail, name, sql, first_bad,
                                                                  reason):
     audit, public_key, tmp_path = trail
-    rc, verdict, _ = run_verify(audit.db_path, COFRE_AUDIT_TRUSTED_KEYS=public_key)
+    rc, verdict, _ = run_verify(audit.db, COFRE_AUDIT_TRUSTED_KEYS=public_key)
     assert rc == 0 and verdict["ok"] and verdict["records"] == TRANSFERS + 2, verdict
     path = tampered_copy(audit, tmp_path, name, sql)
     rc, verdict, err = run_verify(path, COFRE_AUDIT_TRUSTED_KEYS=public_key)
@@ -107,26 +103,57 @@ def test_tampering_is_caught_by_the_api(trail, stack):
     assert served.metric("cofre_audit_verify_ok") == 0
 
 
-def test_intact_trail_verifies_and_sql_cannot_change_it(trail):
-    audit, public_key, tmp_path = trail
+CHANGES = ("UPDATE audit_records SET amount = 1 WHERE seq = 3",
+           "DELETE FROM audit_records WHERE seq = 3",
+           "DELETE FROM audit_checkpoints",
+           "UPDATE audit_checkpoints SET seq = 1")
+
+
+def sql_cannot_change_sqlite(audit):
     conn = sqlite3.connect(audit.db_path)
-    for sql in ("UPDATE audit_records SET amount = 1 WHERE seq = 3",
-                "DELETE FROM audit_records WHERE seq = 3",
-                "DELETE FROM audit_checkpoints"):
+    for sql in CHANGES:
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             conn.execute(sql)
     conn.close()
+
+
+def sql_cannot_change_postgres(audit):
+    """The service role (the one cofre-audit logs in as) lacks UPDATE, DELETE and TRUNCATE:
+    permission denied; the owner is stopped by the append-only triggers."""
+    b = audit.backend
+    for sql in CHANGES + ("TRUNCATE audit_records", "TRUNCATE audit_checkpoints"):
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege, match="permission denied"):
+            b.owner_script(audit.db, sql, user="cofre_audit")
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege, match="append-only"):
+            b.owner_script(audit.db, sql)
+    # What the service role may do: read and append.
+    grants = b.query(audit.db, "SELECT table_name, privilege_type FROM "
+                     "information_schema.role_table_grants WHERE grantee = "
+                     "'cofre_audit_service' ORDER BY 1, 2")
+    assert [(g["table_name"], g["privilege_type"]) for g in grants] == [
+        ("audit_checkpoints", "INSERT"), ("audit_checkpoints", "SELECT"),
+        ("audit_records", "INSERT"), ("audit_records", "SELECT"),
+        ("cofre_audit_schema_migrations", "SELECT")], grants
+
+
+def test_intact_trail_verifies_and_sql_cannot_change_it(trail):
+    audit, public_key, tmp_path = trail
+    if audit.backend.name == "postgres":
+        sql_cannot_change_postgres(audit)
+    else:
+        sql_cannot_change_sqlite(audit)
     rows = audit.rows()
+    assert len(rows) == TRANSFERS + 2
     for seq, computed, stored in audit_chain.chain(rows):
         assert computed == stored, f"record {seq}"
     # No trusted key at all: verify refuses to run rather than pass.
-    rc, _, err = run_verify(audit.db_path)
+    rc, _, err = run_verify(audit.db)
     assert rc == 2 and "COFRE_AUDIT_TRUSTED_KEYS" in err, (rc, err)
     # Another key than the one that signed: the first checkpoint is untrusted.
     other_key = os.path.join(str(tmp_path), "other.key")
     r = subprocess.run([binary("cofre-audit"), "keygen", other_key], capture_output=True,
                        text=True, timeout=10, check=True)
-    rc, verdict, err = run_verify(audit.db_path, COFRE_AUDIT_TRUSTED_KEYS=r.stdout.strip())
+    rc, verdict, err = run_verify(audit.db, COFRE_AUDIT_TRUSTED_KEYS=r.stdout.strip())
     assert rc == 1 and verdict["first_bad"] == 10 and "untrusted key" in verdict["reason"], err
 
 
@@ -135,10 +162,7 @@ def test_checkpoints_are_signed_by_the_published_key(trail):
     (Ed25519, checked with python-cryptography), over the hash the chain has at its seq."""
     audit, public_key, _ = trail
     key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key))
-    conn = sqlite3.connect(f"file:{audit.db_path}?mode=ro", uri=True)
-    cps = conn.execute("SELECT seq, hash, created_at, public_key, signature "
-                       "FROM audit_checkpoints ORDER BY seq").fetchall()
-    conn.close()
+    cps = audit.checkpoints()
     hashes = {seq: h for seq, h, _ in audit_chain.chain(audit.rows())}
     assert [c[0] for c in cps][:3] == [10, 20, 30] and cps[-1][0] == TRANSFERS + 2, cps
     for seq, h, created_at, pk, sig in cps:

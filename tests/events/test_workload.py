@@ -33,7 +33,7 @@ def run_workload(core, customers, progress, results, seed):
             time.sleep(0.01)
 
 
-def test_workload_with_broker_outage_and_audit_restart(stack):
+def test_workload_with_broker_outage_and_audit_restart(backend, stack):
     kafka = stack.kafka()
     core = stack.core()
     audit = stack.audit(group="workload", COFRE_AUDIT_SESSION_TIMEOUT_MS="6000")
