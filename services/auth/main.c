@@ -76,8 +76,9 @@ typedef struct auth_config {
     cofre_relay_config_t relay;
 } auth_config_t;
 
-/* The keys directory: COFRE_AUTH_KEYS_DIR, or auth-keys next to the SQLite database. */
-static void read_keys_dir(cofre_config_t *c, const char *db_url, auth_config_t *cfg)
+/* The keys directory: COFRE_AUTH_KEYS_DIR, or auth-keys next to the SQLite database; needed
+ * by every command but migrate. */
+static void read_keys_dir(cofre_config_t *c, const char *db_url, bool needed, auth_config_t *cfg)
 {
     const char *dir = cofre_config_str(c, "COFRE_AUTH_KEYS_DIR", NULL);
     cofre_db_kind_t kind = COFRE_DB_SQLITE;
@@ -93,7 +94,7 @@ static void read_keys_dir(cofre_config_t *c, const char *db_url, auth_config_t *
         int n = slash != NULL ? (int)(slash - target) : 0;
         snprintf(cfg->keys_dir, sizeof(cfg->keys_dir), "%.*s%sauth-keys", n, target,
                  slash != NULL ? "/" : "");
-    } else {
+    } else if (needed) {
         cofre_config_reject(c, "COFRE_AUTH_KEYS_DIR", NULL,
                             "the private keys directory (required with PostgreSQL)");
     }
@@ -108,12 +109,12 @@ static void read_rate(cofre_config_t *c, const char *name, const char *def, unsi
 }
 
 /* What every command needs: the registry, the keys, the hashing cost. */
-static void read_common(cofre_service_t *svc, auth_config_t *cfg)
+static void read_common(cofre_service_t *svc, bool migrate_only, auth_config_t *cfg)
 {
     cofre_config_t *c = &svc->config;
     static const char *const migrate[] = {"auto", "off", NULL};
     cfg->migrate = cofre_config_enum(c, "COFRE_MIGRATE", 0, migrate) == 0;
-    read_keys_dir(c, svc->db_url, cfg);
+    read_keys_dir(c, svc->db_url, !migrate_only, cfg);
     cofre_authcli_config_t *cli = &cfg->cli;
     cli->db_url = svc->db_url;
     cli->keys_dir = cfg->keys_dir;
@@ -252,7 +253,7 @@ int main(int argc, char **argv)
     }
     auth_config_t cfg;
     memset(&cfg, 0, sizeof(cfg));
-    read_common(&svc, &cfg);
+    read_common(&svc, strcmp(command, "migrate") == 0, &cfg);
     if (strcmp(command, "serve") == 0)
         read_serve(&svc, &cfg);
     cofre_config_finish(&svc.config);

@@ -2,8 +2,8 @@
 
 Proc starts a binary from COFRE_BIN_DIR on 127.0.0.1:0, learns its port from the "listening"
 log line, waits for /readyz, keeps every stdout line, and stops it with SIGTERM (which must
-end in exit 0). Auth wraps a cofre-auth with its own SQLite registry and keys directory and
-runs its command line; core() starts a cofre-core that fetches that server's JWKS and
+end in exit 0). Auth wraps a cofre-auth with its own registry (SQLite, or a PostgreSQL
+database: authdb.py) and keys directory and runs its command line; core() starts a cofre-core that fetches that server's JWKS and
 revocation list. Forger signs any header and claims with the server's real private key, so a
 test can build exactly the broken token it needs. Every wait is bounded; under sanitizers
 (COFRE_SANITIZED=1) the bounds are stretched.
@@ -161,6 +161,8 @@ class Proc:
         """SIGTERM; returns the exit code (SIGKILL and an error on a hang)."""
         if self.returncode is not None:
             return self.returncode
+        if self.proc is None:
+            return 0  # never started
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.returncode = self.proc.wait(timeout=timeout * SLOW)
@@ -177,14 +179,26 @@ class Proc:
 
 
 class Auth(Proc):
-    """A cofre-auth with its own registry in workdir."""
+    """A cofre-auth with its own registry in workdir (a SQLite file), or on db (a COFRE_DB
+    value of backend, see authdb.py) with the keys in keys_dir: replicas share both."""
 
-    def __init__(self, workdir, **env):
-        self.db_path = os.path.join(str(workdir), "auth.db")
-        self.keys_dir = os.path.join(str(workdir), "auth-keys")
-        e = base_env(COFRE_DB="sqlite:" + self.db_path, COFRE_AUTH_ISSUER=ISSUER,
-                     COFRE_AUTH_AUDIENCE=AUDIENCE, **env)
+    def __init__(self, workdir, db=None, backend=None, keys_dir=None, **env):
+        import authdb
+        self.backend = backend or authdb.SqliteDb()
+        self.db = db or "sqlite:" + os.path.join(str(workdir), "auth.db")
+        self.db_path = self.db[len("sqlite:"):] if self.db.startswith("sqlite:") else None
+        self.keys_dir = keys_dir or os.path.join(str(workdir), "auth-keys")
+        e = base_env(COFRE_DB=self.db, COFRE_AUTH_KEYS_DIR=self.keys_dir,
+                     COFRE_AUTH_ISSUER=ISSUER, COFRE_AUTH_AUDIENCE=AUDIENCE, **env)
         super().__init__("cofre-auth", e, workdir)
+
+    def query(self, sql):
+        """Rows of one read-only SQL statement on this server's registry."""
+        return self.backend.query(self.db, sql)
+
+    def stored_text(self):
+        """Everything the registry stores, as text."""
+        return self.backend.stored_text(self.db)
 
     def cli(self, *args, check=True, timeout=30):
         """Runs `cofre-auth ARGS...` against this registry: (returncode, stdout, stderr)."""

@@ -6,7 +6,6 @@ the outbox; Argon2id runs off the event loop.
 """
 
 import json
-import sqlite3
 import threading
 import time
 
@@ -26,12 +25,8 @@ def app(auth, servers):
 
 
 def outbox(auth, where="1=1"):
-    conn = sqlite3.connect(f"file:{auth.db_path}?mode=ro", uri=True, timeout=10)
-    try:
-        return conn.execute(f"SELECT topic, partition_key, type, payload FROM outbox "
-                            f"WHERE {where} ORDER BY seq").fetchall()
-    finally:
-        conn.close()
+    return auth.query(f"SELECT topic, partition_key, type, payload FROM outbox "
+                      f"WHERE {where} ORDER BY seq")
 
 
 def test_token_verifies_with_pyjwt_against_the_jwks(auth, app, servers):
