@@ -430,12 +430,13 @@ static int compare_ids(const void *a, const void *b)
 static void build_lookup(worker_t *w, cofre_cmd_t **cmds, size_t n, cofre_lookup_t *lk)
 {
     scratch_t *s = &w->s;
-    size_t nids = 0, ntransfers = 0;
+    size_t nids = 0, ntransfers = 0, nposts = 0;
     for (size_t i = 0; i < n; i++) {
         cofre_cmd_t *cmd = cmds[i];
         s->idem_keys[i] = (cofre_idem_key_t){cmd->client_id, cmd->idem_key};
         if (cmd->kind == COFRE_CMD_OPEN_ACCOUNT)
             s->account_ids[nids++] = cmd->account.id;
+        nposts += cmd->ntransfers;
         for (size_t j = 0; j < cmd->ntransfers; j++) {
             const cofre_transfer_t *t = &cmd->transfers[j];
             s->account_ids[nids++] = t->debit_account_id;
@@ -462,6 +463,7 @@ static void build_lookup(worker_t *w, cofre_cmd_t **cmds, size_t n, cofre_lookup
         .n_transfers = ntransfers,
         .transfer_ids = s->transfer_ids,
         .transfer_found = s->transfer_found,
+        .n_posts_max = nposts,
     };
 }
 

@@ -50,6 +50,8 @@ typedef struct cofre_lookup {
     size_t n_transfers;
     const char *const *transfer_ids; /* client-supplied transfer ids */
     bool *transfer_found;            /* out */
+
+    size_t n_posts_max; /* transfers the batch may post (a store may number them ahead) */
 } cofre_lookup_t;
 
 typedef struct cofre_idem_write {

@@ -24,6 +24,7 @@
 #include "cofre/common.h"
 #include "cofre/log.h"
 #include "cofre/pg.h"
+#include "core/chains.h"
 #include "core/migrations.h"
 
 #include <stdio.h>
@@ -53,8 +54,14 @@
 #define TRANSFER_COLUMNS                                                                           \
     "id, debit_account_id, credit_account_id, amount, currency, reference, " PG_TIME("created_at")
 
-static const char sql_lock_accounts[] = "SELECT " ACCOUNT_COLUMNS " FROM accounts "
-                                        "WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE";
+static const char sql_lock_accounts[] = "SELECT " ACCOUNT_COLUMNS ", last_transfer_seq "
+                                        "FROM accounts WHERE id = ANY($1::uuid[]) "
+                                        "ORDER BY id FOR UPDATE";
+/* Seqs for the transfers the batch may post, taken under the account locks: for each account,
+ * a later batch's transfers get higher seqs, so its chain runs newest to oldest. */
+static const char sql_number_transfers[] =
+    "SELECT nextval(pg_get_serial_sequence('transfers', 'seq')) "
+    "FROM generate_series(1, $1::int4)";
 static const char sql_idem_get[] =
     "SELECT u.ord, encode(i.request_hash, 'hex'), i.status, i.body "
     "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(client_id, key, ord) "
@@ -67,12 +74,15 @@ static const char sql_account_insert[] =
     "$2::text[], $3::text[], $4::bool[], $5::int8[], $6::int8[], $7::int8[], $8::int8[], "
     "$9::json[], $10::timestamptz[])";
 static const char sql_account_update[] =
-    "UPDATE accounts a SET debits_posted = u.d, credits_posted = u.c "
-    "FROM unnest($1::uuid[], $2::int8[], $3::int8[]) AS u(id, d, c) WHERE a.id = u.id";
+    "UPDATE accounts a SET debits_posted = u.d, credits_posted = u.c, last_transfer_seq = u.l "
+    "FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[]) AS u(id, d, c, l) "
+    "WHERE a.id = u.id";
 static const char sql_transfer_insert[] =
     "INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, currency, "
-    "reference, created_at, client_id) SELECT * FROM unnest($1::uuid[], $2::uuid[], "
-    "$3::uuid[], $4::int8[], $5::text[], $6::text[], $7::timestamptz[], $8::text[])";
+    "reference, created_at, client_id, seq, prev_debit_seq, prev_credit_seq) "
+    "OVERRIDING SYSTEM VALUE SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], "
+    "$4::int8[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $9::int8[], "
+    "$10::int8[], $11::int8[])";
 static const char sql_idem_insert[] =
     "INSERT INTO idempotency (client_id, key, request_hash, status, body, created_at) "
     "SELECT c, k, h, s, b, to_timestamp($6::int8) FROM unnest($1::text[], $2::text[], "
@@ -94,13 +104,23 @@ static const char sql_accounts_page_owner[] = "SELECT " ACCOUNT_COLUMNS ", seq F
                                               "ORDER BY seq LIMIT $3::int8";
 static const char sql_accounts_page_all[] = "SELECT " ACCOUNT_COLUMNS ", seq FROM accounts "
                                             "WHERE seq > $1::int8 ORDER BY seq LIMIT $2::int8";
-/* Each side is limited first, so a busy account's history is never sorted whole. */
+/*
+ * An account's transfers, newest first, along its chain (migrations/postgres/0002). $2 is the
+ * cursor: 0 starts at the account's newest transfer; otherwise the page starts after that
+ * transfer, which must be the account's (-1 in the first row's seq column says it is not).
+ */
 static const char sql_transfers_page[] =
-    "SELECT * FROM ((SELECT " TRANSFER_COLUMNS ", seq FROM transfers WHERE debit_account_id = "
-    "$1::uuid AND seq < $2::int8 ORDER BY seq DESC LIMIT $3::int8) UNION ALL "
-    "(SELECT " TRANSFER_COLUMNS
-    ", seq FROM transfers WHERE credit_account_id = $1::uuid AND seq < $2::int8 ORDER BY seq "
-    "DESC LIMIT $3::int8)) t ORDER BY seq DESC LIMIT $3::int8";
+    "WITH RECURSIVE start(seq) AS (SELECT CASE WHEN $2::int8 = 0 THEN "
+    "(SELECT last_transfer_seq FROM accounts WHERE id = $1::uuid) ELSE "
+    "(SELECT CASE WHEN debit_account_id = $1::uuid THEN prev_debit_seq "
+    "WHEN credit_account_id = $1::uuid THEN prev_credit_seq ELSE -1 END "
+    "FROM transfers WHERE seq = $2::int8) END), "
+    "chain(seq, n) AS (SELECT coalesce(seq, -1), 0 FROM start UNION ALL "
+    "SELECT CASE WHEN t.debit_account_id = $1::uuid THEN t.prev_debit_seq "
+    "ELSE t.prev_credit_seq END, chain.n + 1 FROM chain JOIN transfers t ON t.seq = chain.seq "
+    "WHERE chain.n < $3::int8) "
+    "SELECT " TRANSFER_COLUMNS ", t.seq, chain.n FROM chain LEFT JOIN transfers t "
+    "ON t.seq = chain.seq WHERE chain.seq <> 0 ORDER BY chain.n LIMIT $3::int8";
 static const char sql_outbox_fetch[] =
     "SELECT seq, event_id, topic, partition_key, type, traceparent, payload FROM outbox "
     "WHERE published_at IS NULL AND seq > $1::int8 ORDER BY seq LIMIT $2::int8";
@@ -125,6 +145,7 @@ enum {
     A_UPD_ID,
     A_UPD_DEBITS,
     A_UPD_CREDITS,
+    A_UPD_LAST,
     A_TR_ID,
     A_TR_DEBIT,
     A_TR_CREDIT,
@@ -133,6 +154,9 @@ enum {
     A_TR_REFERENCE,
     A_TR_CREATED,
     A_TR_CLIENT,
+    A_TR_SEQ,
+    A_TR_PREV_DEBIT,
+    A_TR_PREV_CREDIT,
     A_IDEM_CLIENT,
     A_IDEM_KEY,
     A_IDEM_HASH,
@@ -165,6 +189,7 @@ static const uint32_t array_types[A_COUNT_] = {
     [A_UPD_ID] = COFRE_PG_UUID_ARRAY,
     [A_UPD_DEBITS] = COFRE_PG_INT8_ARRAY,
     [A_UPD_CREDITS] = COFRE_PG_INT8_ARRAY,
+    [A_UPD_LAST] = COFRE_PG_INT8_ARRAY,
     [A_TR_ID] = COFRE_PG_UUID_ARRAY,
     [A_TR_DEBIT] = COFRE_PG_UUID_ARRAY,
     [A_TR_CREDIT] = COFRE_PG_UUID_ARRAY,
@@ -173,6 +198,9 @@ static const uint32_t array_types[A_COUNT_] = {
     [A_TR_REFERENCE] = COFRE_PG_TEXT_ARRAY,
     [A_TR_CREATED] = COFRE_PG_TIMESTAMPTZ_ARRAY,
     [A_TR_CLIENT] = COFRE_PG_TEXT_ARRAY,
+    [A_TR_SEQ] = COFRE_PG_INT8_ARRAY,
+    [A_TR_PREV_DEBIT] = COFRE_PG_INT8_ARRAY,
+    [A_TR_PREV_CREDIT] = COFRE_PG_INT8_ARRAY,
     [A_IDEM_CLIENT] = COFRE_PG_TEXT_ARRAY,
     [A_IDEM_KEY] = COFRE_PG_TEXT_ARRAY,
     [A_IDEM_HASH] = COFRE_PG_BYTEA_ARRAY,
@@ -193,10 +221,15 @@ static const uint32_t array_types[A_COUNT_] = {
 typedef struct pg_store {
     cofre_store_t super;
     cofre_pg_t *pg;
+    cofre_chains_t chains; /* committer: the batch's account chain heads */
+    int64_t *seqs;         /* committer: seqs numbered ahead for the batch's transfers */
+    size_t nseqs;
+    size_t seqs_cap;
     cofre_pg_array_t arrays[A_COUNT_];
     cofre_pg_param_t params[A_COUNT_];
     char now[COFRE_TIME_LEN + 1];
     char now_unix[24];
+    char nposts[24];
 } pg_store_t;
 
 static cofre_pg_array_t *arr(pg_store_t *s, int i)
@@ -312,8 +345,21 @@ static int compare_str(const void *key, const void *elem)
 }
 
 /* Fills the lookup's outputs from the results of queries first.. of the lookup round. */
+/* The seqs numbered ahead for the batch's transfers. */
+static void read_seqs(pg_store_t *s, const PGresult *r)
+{
+    size_t n = (size_t)PQntuples(r);
+    if (n > s->seqs_cap) {
+        s->seqs = cofre_realloc(s->seqs, n * sizeof(*s->seqs));
+        s->seqs_cap = n;
+    }
+    for (size_t i = 0; i < n; i++)
+        s->seqs[i] = cofre_pg_int64(r, (int)i, 0);
+    s->nseqs = n;
+}
+
 static void read_lookup(pg_store_t *s, cofre_lookup_t *lk, int q_accounts, int q_idem,
-                        int q_transfers)
+                        int q_transfers, int q_seqs)
 {
     const PGresult *r;
     if (q_accounts >= 0 && (r = cofre_pg_result(s->pg, q_accounts)) != NULL) {
@@ -325,6 +371,8 @@ static void read_lookup(pg_store_t *s, cofre_lookup_t *lk, int q_accounts, int q
             size_t i = (size_t)(at - lk->account_ids);
             read_account(r, row, &lk->accounts[i]);
             lk->account_found[i] = true;
+            cofre_chains_head(&s->chains, lk->accounts[i].id)->last_seq =
+                cofre_pg_int64(r, row, 10);
         }
     }
     if (q_idem >= 0 && (r = cofre_pg_result(s->pg, q_idem)) != NULL) {
@@ -340,6 +388,8 @@ static void read_lookup(pg_store_t *s, cofre_lookup_t *lk, int q_accounts, int q
                 if (strcmp(PQgetvalue(r, row, 0), lk->transfer_ids[i]) == 0)
                     lk->transfer_found[i] = true;
     }
+    if (q_seqs >= 0 && (r = cofre_pg_result(s->pg, q_seqs)) != NULL)
+        read_seqs(s, r);
 }
 
 static int pq_lookup(cofre_store_t *base, cofre_lookup_t *lk)
@@ -352,6 +402,8 @@ static int pq_lookup(cofre_store_t *base, cofre_lookup_t *lk)
     for (size_t i = 0; i < lk->n_transfers; i++)
         lk->transfer_found[i] = false;
     reset_arrays(s, A_LK_ACCOUNTS, A_LK_TRANSFERS);
+    cofre_chains_reset(&s->chains, lk->n_accounts);
+    s->nseqs = 0;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < lk->n_accounts; i++)
         rc = add_uuid(arr(s, A_LK_ACCOUNTS), lk->account_ids[i]);
@@ -364,7 +416,7 @@ static int pq_lookup(cofre_store_t *base, cofre_lookup_t *lk)
     if (rc != 0)
         return rc;
     /* Locks first: the reads after them see what the previous holder committed. */
-    int q = cofre_pg_queued(s->pg), q_accounts = -1, q_idem = -1, q_transfers = -1;
+    int q = cofre_pg_queued(s->pg), q_accounts = -1, q_idem = -1, q_transfers = -1, q_seqs = -1;
     if (lk->n_accounts > 0) {
         cofre_pg_add(s->pg, sql_lock_accounts, params_of(s, A_LK_ACCOUNTS, 1), 1);
         q_accounts = q++;
@@ -377,11 +429,17 @@ static int pq_lookup(cofre_store_t *base, cofre_lookup_t *lk)
         cofre_pg_add(s->pg, sql_transfers_exist, params_of(s, A_LK_TRANSFERS, 1), 1);
         q_transfers = q++;
     }
+    if (lk->n_posts_max > 0) {
+        snprintf(s->nposts, sizeof(s->nposts), "%zu", lk->n_posts_max);
+        const cofre_pg_param_t p[] = {COFRE_PG_TEXT(s->nposts)};
+        cofre_pg_add(s->pg, sql_number_transfers, p, 1);
+        q_seqs = q++;
+    }
     if (q == 0)
         return 0;
     rc = cofre_pg_exchange(s->pg, true);
     if (rc == 0)
-        read_lookup(s, lk, q_accounts, q_idem, q_transfers);
+        read_lookup(s, lk, q_accounts, q_idem, q_transfers, q_seqs);
     return rc;
 }
 
@@ -407,17 +465,31 @@ static int add_new_accounts(pg_store_t *s, const cofre_write_set_t *ws)
     return rc;
 }
 
+static int add_account_update(pg_store_t *s, const cofre_account_t *a)
+{
+    cofre_pg_array_int8(arr(s, A_UPD_DEBITS), a->debits_posted);
+    cofre_pg_array_int8(arr(s, A_UPD_CREDITS), a->credits_posted);
+    cofre_pg_array_int8(arr(s, A_UPD_LAST), cofre_chains_head(&s->chains, a->id)->last_seq);
+    return add_uuid(arr(s, A_UPD_ID), a->id);
+}
+
+/* Totals and chain heads of the accounts the batch changed, after its transfers are numbered
+ * (an account opened in this batch was inserted with its totals; its head may have moved). */
 static int add_changed_accounts(pg_store_t *s, const cofre_write_set_t *ws)
 {
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < ws->n_changed_accounts; i++) {
-        const cofre_account_t *a = ws->changed_accounts[i];
-        rc = add_uuid(arr(s, A_UPD_ID), a->id);
-        cofre_pg_array_int8(arr(s, A_UPD_DEBITS), a->debits_posted);
-        cofre_pg_array_int8(arr(s, A_UPD_CREDITS), a->credits_posted);
+    size_t n = 0;
+    for (size_t i = 0; rc == 0 && i < ws->n_changed_accounts; i++, n++)
+        rc = add_account_update(s, ws->changed_accounts[i]);
+    for (size_t i = 0; rc == 0 && i < ws->n_new_accounts; i++) {
+        const cofre_account_t *a = ws->new_accounts[i];
+        if (cofre_chains_head(&s->chains, a->id)->moved) {
+            rc = add_account_update(s, a);
+            n++;
+        }
     }
-    if (rc == 0 && ws->n_changed_accounts > 0)
-        cofre_pg_add(s->pg, sql_account_update, params_of(s, A_UPD_ID, 3), 3);
+    if (rc == 0 && n > 0)
+        cofre_pg_add(s->pg, sql_account_update, params_of(s, A_UPD_ID, 4), 4);
     return rc;
 }
 
@@ -437,9 +509,16 @@ static int add_transfers(pg_store_t *s, const cofre_write_set_t *ws)
         text_or_null(arr(s, A_TR_CURRENCY), t->currency);
         text_or_null(arr(s, A_TR_REFERENCE), t->has_reference ? t->reference : NULL);
         text_or_null(arr(s, A_TR_CLIENT), ws->transfers[i].client_id);
+        COFRE_ASSERT(i < s->nseqs); /* numbered at lookup, as many as the batch may post */
+        int64_t prev_debit, prev_credit;
+        cofre_chains_link(&s->chains, t->debit_account_id, t->credit_account_id, s->seqs[i],
+                          &prev_debit, &prev_credit);
+        cofre_pg_array_int8(arr(s, A_TR_SEQ), s->seqs[i]);
+        cofre_pg_array_int8(arr(s, A_TR_PREV_DEBIT), prev_debit);
+        cofre_pg_array_int8(arr(s, A_TR_PREV_CREDIT), prev_credit);
     }
     if (rc == 0 && ws->n_transfers > 0)
-        cofre_pg_add(s->pg, sql_transfer_insert, params_of(s, A_TR_ID, 8), 8);
+        cofre_pg_add(s->pg, sql_transfer_insert, params_of(s, A_TR_ID, 11), 11);
     return rc;
 }
 
@@ -491,9 +570,9 @@ static int pq_write(cofre_store_t *base, const cofre_write_set_t *ws)
     reset_arrays(s, A_ACC_ID, A_OB_TRACEPARENT);
     int rc = add_new_accounts(s, ws);
     if (rc == 0)
-        rc = add_changed_accounts(s, ws);
-    if (rc == 0)
         rc = add_transfers(s, ws);
+    if (rc == 0)
+        rc = add_changed_accounts(s, ws);
     if (rc == 0) {
         add_idem(s, ws);
         rc = add_outbox(s, ws);
@@ -606,7 +685,9 @@ static int pq_transfers_page(cofre_store_t *base, const cofre_page_query_t *q,
                              cofre_transfer_t *out, int64_t *seqs, size_t *n)
 {
     char cursor[24], limit[24];
-    snprintf(cursor, sizeof(cursor), "%lld", (long long)q->cursor_seq);
+    /* 0: from the account's newest transfer (the API's INT64_MAX). */
+    snprintf(cursor, sizeof(cursor), "%lld",
+             (long long)(q->cursor_seq == INT64_MAX ? 0 : q->cursor_seq));
     snprintf(limit, sizeof(limit), "%zu", q->limit + 1);
     const cofre_pg_param_t p[] = {COFRE_PG_TEXT(q->account_id), COFRE_PG_TEXT(cursor),
                                   COFRE_PG_TEXT(limit)};
@@ -616,6 +697,8 @@ static int pq_transfers_page(cofre_store_t *base, const cofre_page_query_t *q,
     if (rc != 0)
         return rc;
     for (int row = 0; row < PQntuples(r) && *n <= q->limit; row++) {
+        if (PQgetisnull(r, row, 7))
+            return q->cursor_seq != INT64_MAX && row == 0 ? COFRE_EINVAL : 0;
         read_transfer(r, row, &out[*n]);
         seqs[(*n)++] = cofre_pg_int64(r, row, 7);
     }
@@ -690,6 +773,8 @@ static void pq_close(cofre_store_t *base)
     for (int i = 0; i < A_COUNT_; i++)
         cofre_pg_array_release(&s->arrays[i]);
     cofre_pg_free(s->pg);
+    cofre_chains_release(&s->chains);
+    free(s->seqs);
     free(s);
 }
 

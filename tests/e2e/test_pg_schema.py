@@ -12,7 +12,9 @@ foreign keys, unique ids and the no_overdraft balance check hold against direct 
 """
 
 import json
+import os
 import subprocess
+import uuid
 
 import pytest
 import psycopg2
@@ -38,6 +40,11 @@ def logs(proc):
     return [json.loads(line) for line in proc.stdout.decode().splitlines() if line.strip()]
 
 
+MIGRATIONS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "migrations", "postgres")
+MIGRATIONS = sorted(f for f in os.listdir(MIGRATIONS_DIR) if f.endswith(".sql"))
+VERSIONS = [(int(f.split("_")[0]), f) for f in MIGRATIONS]
+
+
 def schema_dump(backend, name):
     """Tables, columns, constraints, indexes, triggers and grants: what a re-run must keep."""
     q = lambda sql: backend.cluster.sql(sql, db=name)  # noqa: E731
@@ -61,7 +68,7 @@ def test_migrate_from_empty_then_rerun_is_a_noop(backend):
     r = backend.migrate(owner_url(backend, name))
     assert r.returncode == 0, r
     applied = [l for l in logs(r) if l["msg"] == "migration applied"]
-    assert [l["name"] for l in applied] == ["0001_ledger.sql"], logs(r)
+    assert [l["name"] for l in applied] == MIGRATIONS, logs(r)
     tables = {t for (t,) in backend.cluster.sql(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public'", db=name)}
     assert tables == TABLES
@@ -69,7 +76,7 @@ def test_migrate_from_empty_then_rerun_is_a_noop(backend):
         "SELECT tableowner FROM pg_tables WHERE schemaname = 'public'", db=name)}
     assert owners == {pg_cluster.OWNER}
     before = schema_dump(backend, name)
-    assert before["versions"] == [(1, "0001_ledger.sql")]
+    assert before["versions"] == VERSIONS
     again = backend.migrate(owner_url(backend, name))
     assert again.returncode == 0, again
     assert not [l for l in logs(again) if l["msg"] == "migration applied"], logs(again)
@@ -78,7 +85,7 @@ def test_migrate_from_empty_then_rerun_is_a_noop(backend):
 
 
 def test_four_migrations_at_once(backend):
-    """Four `cofre-core migrate` on one empty database at the same moment: all exit 0, the
+    """Four `cofre-core migrate` on one empty database at the same moment: all exit 0, each
     migration is applied exactly once, and the schema is whole."""
     name = backend.create_db()
     env = {"PATH": "/usr/bin:/bin", "COFRE_DB": owner_url(backend, name)}
@@ -88,8 +95,8 @@ def test_four_migrations_at_once(backend):
     assert [p.returncode for p in procs] == [0] * 4, outs
     applied = sum(1 for out, _err in outs for line in out.decode().splitlines()
                   if json.loads(line)["msg"] == "migration applied")
-    assert applied == 1, outs
-    assert schema_dump(backend, name)["versions"] == [(1, "0001_ledger.sql")]
+    assert applied == len(MIGRATIONS), outs
+    assert schema_dump(backend, name)["versions"] == VERSIONS
     assert {t for (t,) in backend.cluster.sql(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public'", db=name)} == TABLES
 
@@ -210,3 +217,45 @@ def test_constraints_hold_against_direct_sql(backend, ledger):
                   "status, body, created_at) SELECT client_id, key, request_hash, status, body, "
                   "created_at FROM idempotency LIMIT 1") == "23505"
     assert run_as(backend, db, app, insert_transfer(ledger, amount=1)) is None  # the control
+
+
+def test_chains_migration_links_existing_transfers(backend, core_factory):
+    """A database at schema version 1 (per-account indexes) with transfers already posted is
+    migrated to the account chains, and its history stays listed, newest first."""
+    name = backend.create_db()
+    owner = lambda sql: backend.cluster.sql(sql, db=name, user=pg_cluster.OWNER)  # noqa: E731
+    owner("CREATE TABLE cofre_schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+          "applied_at timestamptz NOT NULL DEFAULT now())")
+    with open(os.path.join(MIGRATIONS_DIR, "0001_ledger.sql")) as f:
+        owner(f.read())
+    owner("INSERT INTO cofre_schema_migrations (version, name) VALUES (1, '0001_ledger.sql')")
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    history = [(0, 1, 100), (0, 2, 50), (1, 2, 30), (0, 1, 7), (2, 1, 5)]
+    totals = {i: [0, 0] for i in ids}
+    for d, c, amount in history:
+        totals[ids[d]][0] += amount
+        totals[ids[c]][1] += amount
+    for n, i in enumerate(ids):
+        owner(f"INSERT INTO accounts (id, owner, currency, no_overdraft, debits_posted, "
+              f"credits_posted, created_at) VALUES ('{i}', 'o', 'EUR', {'false' if n == 0 else 'true'}, "
+              f"{totals[i][0]}, {totals[i][1]}, now())")
+    for d, c, amount in history:
+        owner(f"INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, currency, "
+              f"client_id, created_at) VALUES ('{uuid.uuid4()}', '{ids[d]}', '{ids[c]}', "
+              f"{amount}, 'EUR', 'local', now())")
+    r = backend.migrate(owner_url(backend, name))
+    assert r.returncode == 0, r
+    core = core_factory(db=backend.cluster.url(name))
+    api = Api(core.base)
+    bank, alice, bob = ids
+    assert [t["amount"] for t in api.account_transfers(alice)] == [5, 7, 30, 100]
+    assert [t["amount"] for t in api.account_transfers(bob)] == [5, 30, 50]
+    api.move(bank, bob, 11)
+    assert [t["amount"] for t in api.account_transfers(bob)] == [11, 5, 30, 50]
+    first = api.get(f"/v1/accounts/{alice}/transfers", params={"limit": 3}).json()
+    rest = api.get(f"/v1/accounts/{alice}/transfers",
+                   params={"limit": 3, "cursor": first["next_cursor"]}).json()
+    assert [t["amount"] for t in first["data"] + rest["data"]] == [5, 7, 30, 100]
+    r = api.get(f"/v1/accounts/{bank}/transfers", params={"cursor": first["next_cursor"]})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_cursor", r.text
+    api.close()
