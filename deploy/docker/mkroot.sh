@@ -33,10 +33,15 @@ printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
 install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 
 # Every shared object the binaries load at start, by the path the loader looks it up under,
-# and libgcc_s, which glibc loads at run time for thread cancellation and unwinding.
+# and libgcc_s, which glibc loads at run time for thread cancellation and unwinding, and
+# libpq with what it links, which the services load when COFRE_DB names PostgreSQL
+# (include/cofre/pq.h).
 gcc_s=$(ldconfig -p | awk '$1 == "libgcc_s.so.1" { print $NF; exit }')
 [[ -n $gcc_s ]] || { echo "mkroot.sh: libgcc_s.so.1 not found" >&2; exit 1; }
-libs=$({ for bin in "$@"; do ldd "$bin"; done; echo "$gcc_s => $gcc_s (0x0)"; } |
+pq=$(ldconfig -p | awk '$1 == "libpq.so.5" { print $NF; exit }')
+[[ -n $pq ]] || { echo "mkroot.sh: libpq.so.5 not found" >&2; exit 1; }
+libs=$({ for bin in "$@" "$pq"; do ldd "$bin"; done
+         echo "$gcc_s => $gcc_s (0x0)"; echo "$pq => $pq (0x0)"; } |
     awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
 for lib in $libs; do
     install -D -m 0755 "$(readlink -f "$lib")" "$root$lib"

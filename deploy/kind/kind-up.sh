@@ -43,6 +43,10 @@ if ! "${kc[@]}" -n "$ns" get secret cofre-postgresql >/dev/null 2>&1; then
         "${kc[@]}" -n "$ns" create secret generic "cofre-$svc-db" --from-literal=url="postgres://cofre:$pw@postgresql.$ns.svc.cluster.local:5432/cofre_$svc?sslmode=disable"
     done
 fi
+if ! "${kc[@]}" -n "$ns" get secret cofre-audit-signing-key >/dev/null 2>&1; then
+    "${kc[@]}" -n "$ns" create secret generic cofre-audit-signing-key \
+        --from-literal=key="$(openssl rand -hex 32)"
+fi
 if ! "${kc[@]}" -n "$ns" get secret cofre-api-tls >/dev/null 2>&1; then
     tmp=$(mktemp -d)
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \

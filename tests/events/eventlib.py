@@ -270,6 +270,7 @@ class Audit(Proc):
     def __init__(self, workdir, brokers, db=None, group="cofre-audit", backend=SQLITE, **env):
         self.workdir_ = str(workdir)
         self.db = cofre_db(db, os.path.join(self.workdir_, "audit.db"))
+        self.db_path = self.db[len("sqlite:"):] if self.db.startswith("sqlite:") else None
         self.backend = backend
         self.key_file = os.path.join(self.workdir_, "audit-signing.key")
         if not os.path.exists(self.key_file):
