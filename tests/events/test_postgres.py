@@ -221,3 +221,37 @@ def test_audit_migrations(postgres, tmp_path):
         capture_output=True, text=True, timeout=30 * SLOW)
     assert r.returncode == 1 and "newer" in r.stdout, r
     assert '"listening"' not in r.stdout
+
+
+def test_one_relay_through_pgbouncer_transaction_mode(postgres, stack):
+    """The relay lock is a transaction's, so it holds through PgBouncer in transaction pooling
+    mode (it pins one server connection): one relay among two replicas, and a takeover when
+    the relaying one is killed (PgBouncer drops the server connection of a client that left
+    in a transaction, which ends it)."""
+    bouncer = pg_cluster.PgBouncer(postgres.cluster, pool_size=6).start()
+    try:
+        kafka = stack.kafka()
+        direct = postgres.new_db(stack._dir("core"), "core")
+        pooled = bouncer.url(postgres.dbname(direct))
+        cores = [stack.core(db=pooled) for _ in range(2)]
+        wait_for(lambda: sum(standing_by(c) for c in cores) == 1, 15, "one replica standing by")
+        holder = next(c for c in cores if not standing_by(c))
+        bank = cores[0].open_account("bank", overdraft=True)
+        alice = cores[1].open_account("alice")
+        transfers(cores, bank, alice, 10)
+        holder.wait_outbox_published()
+        assert sorted(published_ids(kafka)) == sorted(e for _, e, _ in holder.outbox())
+        assert relayers(cores) == [holder]
+        killed_at = time.monotonic()
+        holder.kill()
+        other = next(c for c in cores if c is not holder)
+        transfers([other], bank, alice, 5)
+        wait_for(lambda: other.find_log(lambda o: "taking over" in o.get("msg", "")), 25,
+                 "the other replica to take over")
+        print(f"relay takeover through PgBouncer: {time.monotonic() - killed_at:.1f}s")
+        other.wait_outbox_published(timeout=30)
+        ids = published_ids(kafka)
+        assert len(ids) == 17 and len(set(ids)) == 17, ids
+    finally:
+        stack.finish()
+        bouncer.stop()
