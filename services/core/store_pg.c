@@ -326,14 +326,25 @@ static int hex_nibble(char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* Decodes 2n hex digits into out; false (out partly written) on a digit that is not hex. */
+static bool hex_decode(const char *hex, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
 static void read_idem(const PGresult *r, int row, cofre_idem_record_t *out)
 {
     out->found = true;
-    const char *hex = PQgetvalue(r, row, 1);
-    if (PQgetlength(r, row, 1) == 2 * COFRE_STORE_HASH_LEN)
-        for (size_t i = 0; i < COFRE_STORE_HASH_LEN; i++)
-            out->request_hash[i] =
-                (uint8_t)(hex_nibble(hex[2 * i]) << 4 | hex_nibble(hex[2 * i + 1]));
+    /* A hash that does not decode matches no request: the key then answers 422. */
+    if (PQgetlength(r, row, 1) != 2 * COFRE_STORE_HASH_LEN ||
+        !hex_decode(PQgetvalue(r, row, 1), out->request_hash, COFRE_STORE_HASH_LEN))
+        memset(out->request_hash, 0, sizeof(out->request_hash));
     out->status = (int)cofre_pg_int64(r, row, 2);
     out->body_len = (size_t)PQgetlength(r, row, 3);
     out->body = cofre_strndup(PQgetvalue(r, row, 3), out->body_len);
