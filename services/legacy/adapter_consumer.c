@@ -7,6 +7,11 @@
  * fails: nothing is committed meanwhile), commits the offsets past them, then serves the dead
  * letter outbox and, once a second, the gauges. Rebalances happen inside the poll, when every
  * message read so far is durable and (unless a commit failed) committed.
+ *
+ * Shared stores: an assigned partition is paused until the engine holds its lease, and resumed
+ * at the next turn after that; a batch whose partitions the store refused stores the rest,
+ * rewinds each refused partition to its first message of the batch and pauses it for at least
+ * REFUSED_PAUSE_NS (its lease is being settled).
  */
 #include "legacy/adapter_consumer.h"
 
@@ -36,9 +41,14 @@
 #define PRUNE_NS         (60 * 1000000000ull)
 #define PRUNE_MAX        4096
 #define DETAIL_CAP       (COFRE_ADAPTER_DETAIL_MAX + 1)
+#define REFUSED_PAUSE_NS (1000 * 1000000ull)
+#define SEEK_TIMEOUT_MS  5000
 
 typedef struct partition {
     bool assigned;
+    bool paused;            /* shared stores: waiting for the lease */
+    bool refused;           /* the store refused it in the current batch */
+    uint64_t resume_at_ns;  /* not resumed before this */
     int64_t durable_next;   /* offset after the last message stored; -1 none */
     int64_t committed_next; /* what the group has committed; -1 unknown */
     cofre_series_t *lag;
@@ -77,6 +87,8 @@ struct cofre_adapter_consumer {
     uint64_t probe_next_ns;
     uint64_t prune_next_ns;
     int64_t prune_seq; /* where the retention scan goes on */
+    int32_t *refused;  /* batch_max entries: partitions the store refused */
+    size_t nrefused;
 };
 
 static void set_store_ok(cofre_adapter_consumer_t *c, bool ok)
@@ -94,6 +106,46 @@ static partition_t *part_of(cofre_adapter_consumer_t *c, int32_t p)
 
 static void commit_pending(cofre_adapter_consumer_t *c);
 
+/* Pauses the partitions of list whose lease this process does not hold yet. */
+static void pause_unleased(cofre_adapter_consumer_t *c, const rd_kafka_topic_partition_list_t *list)
+{
+    rd_kafka_topic_partition_list_t *pause = rd_kafka_topic_partition_list_new(list->cnt);
+    for (int i = 0; i < list->cnt; i++) {
+        int32_t id = list->elems[i].partition;
+        partition_t *p = part_of(c, id);
+        if (p == NULL || cofre_adapter_leases_held(c->cfg.leases, id))
+            continue;
+        p->paused = true;
+        p->resume_at_ns = 0;
+        rd_kafka_topic_partition_list_add(pause, c->cfg.topic, id);
+    }
+    if (pause->cnt > 0)
+        rd_kafka_pause_partitions(c->rk, pause);
+    rd_kafka_topic_partition_list_destroy(pause);
+}
+
+/* Resumes the paused partitions whose lease is now held. */
+static void resume_leased(cofre_adapter_consumer_t *c, uint64_t now)
+{
+    rd_kafka_topic_partition_list_t *resume = NULL;
+    for (int32_t i = 0; i < COFRE_ADAPTER_PARTITIONS_MAX; i++) {
+        partition_t *p = &c->parts[i];
+        if (!p->assigned || !p->paused || now < p->resume_at_ns ||
+            !cofre_adapter_leases_held(c->cfg.leases, i))
+            continue;
+        if (resume == NULL)
+            resume = rd_kafka_topic_partition_list_new(4);
+        rd_kafka_topic_partition_list_add(resume, c->cfg.topic, i);
+        p->paused = false;
+    }
+    if (resume == NULL)
+        return;
+    rd_kafka_resume_partitions(c->rk, resume);
+    COFRE_LOG(COFRE_LOG_INFO, NULL, "leased partitions resumed",
+              COFRE_LF_INT("count", resume->cnt));
+    rd_kafka_topic_partition_list_destroy(resume);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *list, void *opaque)
 {
@@ -103,18 +155,26 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (!assign)
         commit_pending(c);
     for (int i = 0; i < list->cnt; i++) {
-        partition_t *p = part_of(c, list->elems[i].partition);
+        int32_t id = list->elems[i].partition;
+        partition_t *p = part_of(c, id);
         if (p == NULL)
             continue;
         p->assigned = assign;
+        p->paused = false;
         p->durable_next = -1;
         p->committed_next = -1;
         if (p->lag != NULL)
             cofre_gauge_set(p->lag, 0);
+        if (c->cfg.leases != NULL)
+            cofre_adapter_leases_assign(c->cfg.leases, id, assign);
     }
     COFRE_LOG(COFRE_LOG_INFO, NULL, assign ? "partitions assigned" : "partitions revoked",
               COFRE_LF_STR("topic", c->cfg.topic), COFRE_LF_INT("count", list->cnt));
     rd_kafka_assign(rk, assign ? list : NULL);
+    if (assign && c->cfg.leases != NULL)
+        pause_unleased(c, list);
+    if (c->cfg.leases != NULL && c->cfg.stored != NULL)
+        c->cfg.stored(c->cfg.stored_data); /* the engine's lease round is due */
 }
 
 /* Delivery report of a dead letter: its opaque is the row's seq. */
@@ -263,14 +323,61 @@ static void take_message(cofre_adapter_consumer_t *c, const rd_kafka_message_t *
     }
 }
 
-/* After the batch is durable: its offsets may be committed. */
+/* After the batch is durable: its offsets may be committed (not those of refused partitions). */
 static void advance_offsets(cofre_adapter_consumer_t *c, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         partition_t *p = part_of(c, c->msgs[i]->partition);
-        if (p != NULL)
+        if (p != NULL && !p->refused)
             p->durable_next = COFRE_MAX(p->durable_next, c->msgs[i]->offset + 1);
     }
+}
+
+/* The store refused some partitions of the batch (their leases are not ours): each is
+ * rewound to its first message of the batch and paused until its lease is held again. */
+static void rewind_refused(cofre_adapter_consumer_t *c, size_t n, uint64_t now)
+{
+    for (size_t i = 0; i < c->nrefused; i++) {
+        partition_t *p = part_of(c, c->refused[i]);
+        if (p != NULL)
+            p->refused = true;
+    }
+    bool rewound[COFRE_ADAPTER_PARTITIONS_MAX] = {false};
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
+    for (size_t i = 0; i < n; i++) {
+        partition_t *p = part_of(c, c->msgs[i]->partition);
+        if (p == NULL || !p->refused || rewound[c->msgs[i]->partition])
+            continue;
+        /* The batch is in order: this is the partition's first message in it. */
+        rewound[c->msgs[i]->partition] = true;
+        p->paused = true;
+        p->resume_at_ns = now + REFUSED_PAUSE_NS;
+        rd_kafka_topic_partition_list_add(list, c->cfg.topic, c->msgs[i]->partition)->offset =
+            c->msgs[i]->offset;
+    }
+    rd_kafka_pause_partitions(c->rk, list);
+    rd_kafka_error_t *err = rd_kafka_seek_partitions(c->rk, list, SEEK_TIMEOUT_MS);
+    if (err != NULL) {
+        COFRE_LOG(COFRE_LOG_ERROR, NULL, "kafka seek failed",
+                  COFRE_LF_STR("error", rd_kafka_error_string(err)));
+        rd_kafka_error_destroy(err);
+    }
+    COFRE_LOG(COFRE_LOG_INFO, NULL, "partitions not leased here: rewound and paused",
+              COFRE_LF_INT("count", list->cnt));
+    rd_kafka_topic_partition_list_destroy(list);
+    cofre_adapter_leases_recheck(c->cfg.leases);
+    if (c->cfg.stored != NULL)
+        c->cfg.stored(c->cfg.stored_data);
+}
+
+static void clear_refused(cofre_adapter_consumer_t *c)
+{
+    for (size_t i = 0; i < c->nrefused; i++) {
+        partition_t *p = part_of(c, c->refused[i]);
+        if (p != NULL)
+            p->refused = false;
+    }
+    c->nrefused = 0;
 }
 
 /* Up to batch_max messages: waits POLL_MS for the first, takes the rest without waiting. */
@@ -302,6 +409,21 @@ static void sleep_ms(uint64_t ms)
     nanosleep(&ts, NULL);
 }
 
+/* Transfers of the batch whose partitions the store refused (neither stored nor duplicates). */
+static size_t refused_count(const cofre_adapter_consumer_t *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; c->nrefused > 0 && i < c->batch.ntransfers; i++) {
+        for (size_t j = 0; j < c->nrefused; j++) {
+            if (c->refused[j] == c->batch.transfers[i].partition) {
+                n++;
+                break;
+            }
+        }
+    }
+    return n;
+}
+
 /* Stores the batch, retrying while the store fails. False when stopped before it stored. */
 static bool store_batch(cofre_adapter_consumer_t *c)
 {
@@ -309,12 +431,15 @@ static bool store_batch(cofre_adapter_consumer_t *c)
     uint64_t wait = STORE_RETRY_MIN;
     for (;;) {
         size_t inserted = 0;
-        int rc = cofre_adapter_store_enqueue(c->store, b->transfers, b->ntransfers, b->dead,
-                                             b->ndead, &inserted);
+        int rc = cofre_adapter_store_enqueue_owned(c->store, b->transfers, b->ntransfers, b->dead,
+                                                   b->ndead, &inserted, c->refused, &c->nrefused);
         if (rc == 0) {
             set_store_ok(c, true);
             cofre_counter_add(cofre_adapter_metrics.events_stored, inserted);
-            cofre_counter_add(cofre_adapter_metrics.events_duplicate, b->ntransfers - inserted);
+            size_t refused = refused_count(c);
+            cofre_counter_add(cofre_adapter_metrics.events_duplicate,
+                              b->ntransfers - inserted -
+                                  COFRE_MIN(refused, b->ntransfers - inserted));
             cofre_counter_add(cofre_adapter_metrics.events_skipped, b->skipped);
             cofre_counter_add(cofre_adapter_metrics.events_malformed, b->ndead);
             if (inserted > 0 && c->cfg.stored != NULL)
@@ -367,12 +492,17 @@ static void release_batch(cofre_adapter_consumer_t *c, size_t n)
 /* One turn: poll, store, commit. False when stopping with a batch that was not stored. */
 static bool consume_once(cofre_adapter_consumer_t *c)
 {
+    if (c->cfg.leases != NULL)
+        resume_leased(c, cofre_now_mono_ns());
     size_t n = poll_batch(c);
     for (size_t i = 0; i < n; i++)
         take_message(c, c->msgs[i]);
     bool stored = n == 0 || store_batch(c);
+    if (stored && c->nrefused > 0)
+        rewind_refused(c, n, cofre_now_mono_ns());
     if (stored)
         advance_offsets(c, n);
+    clear_refused(c);
     release_batch(c, n);
     if (!stored)
         return false;
@@ -547,6 +677,7 @@ static void consumer_free(cofre_adapter_consumer_t *c)
     cofre_adapter_store_close(c->store);
     batch_release(&c->batch, c->cfg.batch_max);
     free(c->msgs);
+    free(c->refused);
     free(c);
 }
 
@@ -563,10 +694,14 @@ cofre_adapter_consumer_t *cofre_adapter_consumer_start(const cofre_adapter_consu
         c->parts[i] = (partition_t){.durable_next = -1, .committed_next = -1};
     batch_init(&c->batch, cfg->batch_max);
     c->msgs = cofre_calloc(cfg->batch_max, sizeof(*c->msgs));
+    c->refused = cofre_calloc(cfg->batch_max, sizeof(*c->refused));
     if (cofre_adapter_store_open(cfg->db_url, false, &c->store) != 0) {
         consumer_free(c);
         return NULL;
     }
+    COFRE_ASSERT(cofre_adapter_store_shared(c->store) == (cfg->leases != NULL));
+    if (cfg->leases != NULL)
+        cofre_adapter_store_set_owner(c->store, cfg->owner);
     c->rk = new_consumer(c);
     c->prk = c->rk != NULL ? new_producer(c) : NULL;
     if (c->prk == NULL || subscribe(c) != 0) {

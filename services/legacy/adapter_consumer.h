@@ -8,17 +8,23 @@
  * producer, marked published on the broker's acknowledgement), keeps the lag and backlog
  * gauges, and once a minute deletes final deliveries and published dead letters older than the
  * retention.
+ *
+ * On a shared store (PostgreSQL) it also tells the lease table (adapter_lease.h) what Kafka
+ * assigned, and fetches a partition only once this process holds its lease: a newly assigned
+ * partition stays paused until then, and a partition the store refuses (its lease moved) is
+ * rewound to the first message not stored and paused again, so nothing is committed past a
+ * message that was not stored.
  */
 #ifndef COFRE_LEGACY_ADAPTER_CONSUMER_H
 #define COFRE_LEGACY_ADAPTER_CONSUMER_H
 
 #include "cofre/kafka.h"
+#include "legacy/adapter_lease.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#define COFRE_ADAPTER_PARTITIONS_MAX 1024 /* partitions of the topic this consumer tracks */
-#define COFRE_ADAPTER_BATCH_MAX      4096
+#define COFRE_ADAPTER_BATCH_MAX 4096
 
 typedef struct cofre_adapter_consumer cofre_adapter_consumer_t;
 
@@ -31,7 +37,11 @@ typedef struct cofre_adapter_consumer_config {
     size_t batch_max;           /* messages per store transaction, 1..COFRE_ADAPTER_BATCH_MAX */
     unsigned session_timeout_ms;
     unsigned retention_h; /* final deliveries older than this are deleted; 0: kept forever */
-    /* Called (on the consumer thread) after new deliveries became durable. */
+    /* Shared stores: the lease table and this process's owner name (NULL: exclusive store). */
+    cofre_adapter_leases_t *leases;
+    const char *owner;
+    /* Called (on the consumer thread) after new deliveries became durable, and when the
+     * assignment changed (the engine's lease round is due). */
     void (*stored)(void *data);
     void *stored_data;
 } cofre_adapter_consumer_config_t;

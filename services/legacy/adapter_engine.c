@@ -9,6 +9,13 @@
  * returns are those 0200s written to their connections and the finished deliveries dropped
  * from memory, so the store always knows of every transmission that may have reached the
  * host, and a restart can reverse it.
+ *
+ * On a shared store each turn also keeps the partition leases (adapter_lease.h): leases that
+ * ran out locally are dropped, a lease round runs when due, and the deliveries of partitions no
+ * longer leased leave memory once none has a request out. Loads read only leased partitions,
+ * dispatch passes over deliveries whose lease would not outlive their answer (they wait in
+ * their queue), and a commit the store refuses for a lost lease is redone without that
+ * partition's changes (its built 0200s are never sent).
  */
 #include "legacy/adapter_engine.h"
 
@@ -59,6 +66,7 @@ typedef struct delivery {
     cofre_adapter_slot_t *slot;
     struct delivery *next; /* queue or finals link */
     size_t index;          /* in the active table */
+    bool dropping;         /* leaving memory: its partition is no longer leased */
     cofre_trace_t trace;
     /* final outcome */
     const char *reason; /* COFRE_ADAPTER_DLQ_*, NULL when applied */
@@ -107,6 +115,13 @@ struct cofre_adapter_engine {
     size_t updates_cap;
     cofre_adapter_delivery_t *rows; /* LOAD_CHUNK rows read by load() */
     cofre_iso_msg_t msg, orig;
+    /* shared stores */
+    cofre_adapter_leases_t *leases; /* NULL: the store is exclusive */
+    bool busy[COFRE_ADAPTER_PARTITIONS_MAX];
+    bool marked[COFRE_ADAPTER_PARTITIONS_MAX];
+    int32_t parts[COFRE_ADAPTER_PARTITIONS_MAX];
+    int64_t after[COFRE_ADAPTER_PARTITIONS_MAX];
+    int32_t lost[COFRE_ADAPTER_STORE_BATCH_MAX];
 };
 
 static const char *const not_ready[] = {
@@ -427,9 +442,20 @@ static void adopt(cofre_adapter_engine_t *e, const cofre_adapter_delivery_t *row
     }
 }
 
+/* Reads up to want open deliveries after the cursor(s) into e->rows. */
+static int load_rows(cofre_adapter_engine_t *e, uint64_t now, size_t want, size_t *n)
+{
+    if (e->leases == NULL)
+        return cofre_adapter_store_load_open(e->store, e->max_seq, want, e->rows, n);
+    size_t np = cofre_adapter_leases_loadable(e->leases, now, e->parts, e->after);
+    return cofre_adapter_store_load_owned(e->store, e->parts, e->after, np, want, e->rows, n);
+}
+
 static void load(cofre_adapter_engine_t *e, uint64_t now)
 {
     bool asked = atomic_exchange(&e->notified, false);
+    if (e->leases != NULL && cofre_adapter_leases_gained(e->leases))
+        asked = true;
     if (!asked && !e->more_in_store && now < e->load_at_ns)
         return;
     size_t room = e->cfg.active_max - e->nactive;
@@ -438,7 +464,7 @@ static void load(cofre_adapter_engine_t *e, uint64_t now)
         return;
     }
     size_t want = COFRE_MIN(room, (size_t)LOAD_CHUNK), n = 0;
-    if (cofre_adapter_store_load_open(e->store, e->max_seq, want, e->rows, &n) != 0) {
+    if (load_rows(e, now, want, &n) != 0) {
         e->store_ok = false;
         e->load_at_ns = now + STORE_RETRY_NS;
         atomic_store(&e->notified, asked);
@@ -446,7 +472,10 @@ static void load(cofre_adapter_engine_t *e, uint64_t now)
     }
     for (size_t i = 0; i < n; i++) {
         adopt(e, &e->rows[i]);
-        e->max_seq = e->rows[i].seq;
+        if (e->leases != NULL)
+            cofre_adapter_leases_loaded(e->leases, e->rows[i].t.partition, e->rows[i].seq);
+        else
+            e->max_seq = e->rows[i].seq;
     }
     e->more_in_store = n == want;
     e->load_at_ns = now + LOAD_EVERY_NS;
@@ -608,15 +637,38 @@ static cofre_adapter_slot_t *reserve_for(cofre_adapter_engine_t *e, const delive
     return s;
 }
 
-/* Sends reversals first, then 0200s (unless the store just failed), while allowed. */
+/* Puts the parked deliveries back at the front of q, in their order. */
+static void unpark(queue_t *q, queue_t *parked)
+{
+    if (parked->head == NULL)
+        return;
+    parked->tail->next = q->head;
+    q->head = parked->head;
+    if (q->tail == NULL)
+        q->tail = parked->tail;
+}
+
+/* True when a request for d may go out now (shared stores: its lease outlives the answer). */
+static bool usable(const cofre_adapter_engine_t *e, const delivery_t *d, uint64_t now)
+{
+    return e->leases == NULL || cofre_adapter_leases_usable(e->leases, d->row.t.partition, now);
+}
+
+/* Sends reversals first, then 0200s (unless the store just failed), while allowed. Deliveries
+ * whose lease is not usable are parked for this turn and keep their place. */
 static void dispatch(cofre_adapter_engine_t *e, uint64_t now)
 {
     bool sends_ok = e->store_ok || now >= e->store_retry_at_ns;
     bool any = false;
+    queue_t parked[2] = {{0}, {0}};
     while (cofre_adapter_pool_has_room(e->pool)) {
         queue_t *q = e->reverse_q.head != NULL             ? &e->reverse_q
                      : sends_ok && e->ready_q.head != NULL ? &e->ready_q
                                                            : NULL;
+        if (q != NULL && !usable(e, q->head, now)) {
+            push(&parked[q == &e->ready_q], pop(q));
+            continue;
+        }
         if (q == NULL || !cofre_adapter_breaker_acquire(&e->breaker, now))
             break;
         bool reversal = q == &e->reverse_q;
@@ -629,6 +681,8 @@ static void dispatch(cofre_adapter_engine_t *e, uint64_t now)
             dispatch_transfer(e, d, s);
         any = true;
     }
+    unpark(&e->reverse_q, &parked[0]);
+    unpark(&e->ready_q, &parked[1]);
     if (!any && e->reverse_q.head == NULL && e->ready_q.head == NULL &&
         cofre_adapter_breaker_state(&e->breaker, now) == COFRE_BREAKER_HALF_OPEN)
         probe(e, now);
@@ -642,6 +696,7 @@ static void fill_updates(cofre_adapter_engine_t *e)
     for (size_t i = 0; i < e->nsends; i++) {
         const delivery_t *d = e->sends[i].d;
         e->updates[n++] = (cofre_adapter_update_t){.seq = d->row.seq,
+                                                   .partition = d->row.t.partition,
                                                    .state = COFRE_DELIVERY_SENT,
                                                    .attempts = d->row.attempts,
                                                    .reversals = d->row.reversals,
@@ -651,6 +706,7 @@ static void fill_updates(cofre_adapter_engine_t *e)
     for (delivery_t *d = e->finals; d != NULL; d = d->next) {
         e->updates[n++] = (cofre_adapter_update_t){
             .seq = d->row.seq,
+            .partition = d->row.t.partition,
             .state = d->row.state,
             .attempts = d->row.attempts,
             .reversals = d->row.reversals,
@@ -662,13 +718,15 @@ static void fill_updates(cofre_adapter_engine_t *e)
     }
 }
 
-/* Applies the updates in transactions of at most COFRE_ADAPTER_STORE_BATCH_MAX. */
-static int apply_updates(cofre_adapter_engine_t *e, size_t n)
+/* Applies the updates in transactions of at most COFRE_ADAPTER_STORE_BATCH_MAX; a shared
+ * store that refuses one for lost leases names their partitions in e->lost. */
+static int apply_updates(cofre_adapter_engine_t *e, size_t n, size_t *nlost)
 {
     int rc = 0;
     for (size_t off = 0; rc == 0 && off < n; off += COFRE_ADAPTER_STORE_BATCH_MAX)
-        rc = cofre_adapter_store_apply(e->store, e->updates + off,
-                                       COFRE_MIN(n - off, (size_t)COFRE_ADAPTER_STORE_BATCH_MAX));
+        rc = cofre_adapter_store_apply_owned(
+            e->store, e->updates + off, COFRE_MIN(n - off, (size_t)COFRE_ADAPTER_STORE_BATCH_MAX),
+            e->lost, nlost);
     return rc;
 }
 
@@ -714,14 +772,62 @@ static void undo_sends(cofre_adapter_engine_t *e)
     }
 }
 
+/* Shared stores: this turn's 0200s and outcomes of partitions no longer leased go unsent and
+ * unstored (the next owner resumes from what the store holds). */
+static void purge_draining(cofre_adapter_engine_t *e)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < e->nsends; i++) {
+        delivery_t *d = e->sends[i].d;
+        if (!cofre_adapter_leases_draining(e->leases, d->row.t.partition)) {
+            e->sends[keep++] = e->sends[i];
+            continue;
+        }
+        cofre_adapter_pool_cancel(e->pool, e->sends[i].slot);
+        cofre_adapter_breaker_cancel(&e->breaker);
+        table_remove(e, d);
+    }
+    e->nsends = keep;
+    for (delivery_t **at = &e->finals; *at != NULL;) {
+        delivery_t *d = *at;
+        if (!cofre_adapter_leases_draining(e->leases, d->row.t.partition)) {
+            at = &d->next;
+            continue;
+        }
+        *at = d->next;
+        e->nfinals--;
+        table_remove(e, d);
+    }
+}
+
+/* Fills and applies this turn's updates; on a shared store, a refusal for lost leases drops
+ * those partitions' changes and applies the rest. */
+static int commit_updates(cofre_adapter_engine_t *e)
+{
+    size_t nlost = 0;
+    int rc = 0;
+    for (int round = 0; round < 2; round++) {
+        if (e->leases != NULL)
+            purge_draining(e);
+        size_t n = e->nsends + e->nfinals;
+        if (n == 0)
+            return 0;
+        fill_updates(e);
+        rc = apply_updates(e, n, &nlost);
+        if (rc != COFRE_ECONFLICT || nlost == 0 || e->leases == NULL)
+            return rc;
+        for (size_t i = 0; i < nlost; i++)
+            cofre_adapter_leases_lose(e->leases, e->lost[i]);
+    }
+    return rc;
+}
+
 static void commit(cofre_adapter_engine_t *e, uint64_t now)
 {
-    size_t n = e->nsends + e->nfinals;
-    if (n == 0)
+    if (e->nsends + e->nfinals == 0)
         return;
     reserve_update(e);
-    fill_updates(e);
-    if (apply_updates(e, n) != 0) {
+    if (commit_updates(e) != 0) {
         e->store_ok = false;
         e->store_retry_at_ns = now + STORE_RETRY_NS;
         undo_sends(e);
@@ -735,6 +841,84 @@ static void commit(cofre_adapter_engine_t *e, uint64_t now)
     }
     e->nsends = 0;
     finals_done(e);
+}
+
+/* ---- partition leases (shared stores) ---------------------------------------------------- */
+
+static bool has_request(const delivery_t *d)
+{
+    return d->st == D_SENDING || d->st == D_SENT || d->st == D_REVERSING || d->st == D_FINAL;
+}
+
+/* Marks in e->busy the partitions with a request out or an outcome not yet stored. */
+static void find_busy(cofre_adapter_engine_t *e)
+{
+    memset(e->busy, 0, sizeof(e->busy));
+    for (size_t i = 0; i < e->cfg.active_max; i++) {
+        const delivery_t *d = e->active[i];
+        int32_t p = d != NULL ? d->row.t.partition : -1;
+        if (p >= 0 && p < COFRE_ADAPTER_PARTITIONS_MAX && has_request(d))
+            e->busy[p] = true;
+    }
+}
+
+/* Removes the deliveries marked dropping from q. */
+static void unqueue_dropping(queue_t *q)
+{
+    queue_t keep = {0};
+    delivery_t *d;
+    while ((d = pop(q)) != NULL)
+        if (!d->dropping)
+            push(&keep, d);
+    *q = keep;
+}
+
+/* Lets the deliveries of partitions no longer leased leave memory, except those with a
+ * request out (their answer is awaited, then dropped unstored); a partition with nothing left
+ * may be loaded again. */
+static void drain(cofre_adapter_engine_t *e)
+{
+    size_t np = cofre_adapter_leases_drains(e->leases, e->parts);
+    if (np == 0)
+        return;
+    memset(e->marked, 0, sizeof(e->marked));
+    for (size_t i = 0; i < np; i++)
+        e->marked[e->parts[i]] = true;
+    find_busy(e);
+    size_t dropped = 0;
+    for (size_t i = 0; i < e->cfg.active_max; i++) {
+        delivery_t *d = e->active[i];
+        int32_t p = d != NULL ? d->row.t.partition : -1;
+        if (d != NULL && (p < 0 || p >= COFRE_ADAPTER_PARTITIONS_MAX || e->marked[p]) &&
+            !has_request(d)) {
+            d->dropping = true;
+            dropped++;
+        }
+    }
+    if (dropped > 0) {
+        unqueue_dropping(&e->ready_q);
+        unqueue_dropping(&e->reverse_q);
+        for (size_t i = 0; i < e->cfg.active_max; i++)
+            if (e->active[i] != NULL && e->active[i]->dropping)
+                table_remove(e, e->active[i]);
+        COFRE_LOG(COFRE_LOG_INFO, NULL, "deliveries of partitions no longer leased left memory",
+                  COFRE_LF_INT("deliveries", (int64_t)dropped));
+    }
+    for (size_t i = 0; i < np; i++)
+        if (!e->busy[e->parts[i]])
+            cofre_adapter_leases_drained(e->leases, e->parts[i]);
+}
+
+/* Once per turn: leases that ran out, a lease round when due, draining. */
+static void keep_leases(cofre_adapter_engine_t *e, uint64_t now)
+{
+    cofre_adapter_leases_expire(e->leases, now);
+    if (now >= cofre_adapter_leases_due_ns(e->leases)) {
+        find_busy(e);
+        if (cofre_adapter_leases_round(e->leases, e->store, now, e->busy) != 0)
+            e->store_ok = false;
+    }
+    drain(e);
 }
 
 /* ---- the thread -------------------------------------------------------------------------- */
@@ -781,6 +965,8 @@ static uint64_t next_wait_ns(cofre_adapter_engine_t *e, uint64_t now)
     uint64_t open = cofre_adapter_breaker_wait_ns(&e->breaker, now);
     if (open > 0)
         due = COFRE_MIN(due, now + open);
+    if (e->leases != NULL)
+        due = COFRE_MIN(due, cofre_adapter_leases_due_ns(e->leases));
     if (!e->store_ok && e->nfinals > 0)
         due = COFRE_MIN(due, e->store_retry_at_ns);
     return due > now ? due - now : 0;
@@ -792,6 +978,8 @@ static bool turn(cofre_adapter_engine_t *e, bool stopping)
     uint64_t now = cofre_now_mono_ns();
     cofre_adapter_pool_run(e->pool, next_wait_ns(e, now));
     now = cofre_now_mono_ns();
+    if (e->leases != NULL)
+        keep_leases(e, now);
     if (!stopping) {
         load(e, now);
         wake_due(e, now);
@@ -813,6 +1001,11 @@ static void *engine_main(void *arg)
     uint64_t deadline = cofre_now_mono_ns() + e->cfg.shutdown_timeout_ms * NS_PER_MS;
     while (cofre_now_mono_ns() < deadline && turn(e, true))
         ;
+    if (e->leases != NULL) {
+        /* The next owners need not wait for these leases to expire. */
+        find_busy(e);
+        cofre_adapter_leases_release_all(e->leases, e->store, e->busy);
+    }
     COFRE_LOG(COFRE_LOG_INFO, NULL, "delivery engine stopped",
               COFRE_LF_INT("in_flight", cofre_adapter_pool_in_flight(e->pool)),
               COFRE_LF_INT("open_deliveries", (int64_t)e->nactive));
@@ -862,6 +1055,10 @@ cofre_adapter_engine_t *cofre_adapter_engine_start(const cofre_adapter_engine_co
         engine_free(e);
         return NULL;
     }
+    COFRE_ASSERT(cofre_adapter_store_shared(e->store) == (cfg->leases != NULL));
+    e->leases = cfg->leases;
+    if (e->leases != NULL)
+        cofre_adapter_store_set_owner(e->store, cfg->owner);
     if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
         cofre_log_msg(COFRE_LOG_ERROR, NULL, "cannot start the delivery engine thread");
         engine_free(e);

@@ -15,10 +15,18 @@
  * 0200 and 0400; while it is open deliveries wait, and in half-open one request (or an echo
  * when nothing waits) probes the host. A delivery stored as "sent" when the engine starts
  * (a crash or a cut-off shutdown) begins with the reversal of that exact transmission.
+ *
+ * On a shared store (PostgreSQL, several replicas) the engine delivers only the partitions
+ * whose lease it holds (adapter_lease.h): it runs the lease rounds, loads each leased
+ * partition's open deliveries from its own cursor, sends a request only while the lease
+ * outlives the answer, commits only under a lease the store confirms, and lets a partition's
+ * deliveries go once it is no longer leased. A partition taken over from another replica
+ * resumes like a restart: its "sent" deliveries are reversed first.
  */
 #ifndef COFRE_LEGACY_ADAPTER_ENGINE_H
 #define COFRE_LEGACY_ADAPTER_ENGINE_H
 
+#include "legacy/adapter_lease.h"
 #include "legacy/adapter_policy.h"
 #include "legacy/adapter_pool.h"
 
@@ -41,6 +49,10 @@ typedef struct cofre_adapter_engine_config {
     uint64_t breaker_open_ms;
     size_t active_max;            /* deliveries held in memory, 1..COFRE_ADAPTER_ACTIVE_MAX */
     uint64_t shutdown_timeout_ms; /* how long stop waits for requests in flight */
+    /* Shared stores: the lease table (shared with the consumer) and this process's owner
+     * name; NULL for an exclusive (SQLite) store. */
+    cofre_adapter_leases_t *leases;
+    const char *owner;
     /* Called (on the engine thread) after dead letters became durable. */
     void (*dead_lettered)(void *data);
     void *data;

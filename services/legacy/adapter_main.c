@@ -3,8 +3,11 @@
  * ISO 8583:1987 (docs/legacy-iso8583.md). main() reads the configuration and wires three
  * parts: the consumer (adapter_consumer.c: Kafka to the delivery store), the engine
  * (adapter_engine.c: the store to the host, over adapter_pool.c's connections) and libcofre's
- * HTTP server for /healthz, /readyz and /metrics. `cofre-legacy reconcile` compares the
- * ledger with the host's ledger (adapter_reconcile.c).
+ * HTTP server for /healthz, /readyz and /metrics. On PostgreSQL (several replicas on one
+ * database) the two share a lease table (adapter_lease.c) and a name unique to this process,
+ * the owner of the partitions it leases. `cofre-legacy migrate` brings the PostgreSQL schema up
+ * to date; `cofre-legacy reconcile` compares the ledger with the host's ledger
+ * (adapter_reconcile.c).
  */
 #include "cofre/common.h"
 #include "cofre/config.h"
@@ -13,7 +16,9 @@
 #include "cofre/kafka.h"
 #include "cofre/log.h"
 #include "cofre/metrics.h"
+#include "cofre/pq.h"
 #include "cofre/service.h"
+#include "cofre/trace.h"
 #include "legacy/adapter_consumer.h"
 #include "legacy/adapter_engine.h"
 #include "legacy/adapter_metrics.h"
@@ -25,11 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char usage[] =
     "Usage: cofre-legacy [serve]     deliver posted transfers to the legacy host (the default)\n"
-    "       cofre-legacy reconcile --host-ledger FILE|- [--core-db sqlite:PATH]\n"
-    "                              [--adapter-db sqlite:PATH]\n"
+    "       cofre-legacy migrate     bring the delivery store's schema up to date, then exit\n"
+    "       cofre-legacy reconcile --host-ledger FILE|- [--core-db URL] [--adapter-db URL]\n"
     "                              compare the ledger's posted transfers with what the host\n"
     "                              applied (JSON lines, as `cofre-legacy-sim ledger` prints);\n"
     "                              one JSON line per difference, then a summary; exit 1 on\n"
@@ -37,8 +43,11 @@ static const char usage[] =
     "\n"
     "serve reads cofre.ledger.events (COFRE_KAFKA_BROKERS, required; COFRE_KAFKA_SECURITY_*,\n"
     "COFRE_KAFKA_SASL_*, COFRE_KAFKA_SSL_CA_FILE as for every service) in its own consumer\n"
-    "group, keeps the delivery state in COFRE_DB (sqlite:PATH, default sqlite:var/legacy.db),\n"
-    "serves /healthz, /readyz and /metrics on COFRE_LISTEN (default 127.0.0.1:8084), and:\n"
+    "group, keeps the delivery state in COFRE_DB (sqlite:PATH, default sqlite:var/legacy.db, or\n"
+    "postgres://... shared by several replicas), serves /healthz, /readyz and /metrics on\n"
+    "COFRE_LISTEN (default 127.0.0.1:8084), and:\n"
+    "  COFRE_MIGRATE                      auto (migrate the PostgreSQL schema at start, the\n"
+    "                                     default) | off\n"
     "  COFRE_LEGACY_HOST                  host:port of the legacy host (127.0.0.1:8583)\n"
     "  COFRE_LEGACY_POOL                  connections to it (1; 1-64)\n"
     "  COFRE_LEGACY_WINDOW                requests in flight per connection (32; 1-256)\n"
@@ -61,14 +70,24 @@ static const char usage[] =
     "  COFRE_LEGACY_SESSION_TIMEOUT_MS    Kafka group session timeout (10000)\n"
     "  COFRE_LEGACY_ACTIVE_MAX            deliveries held in memory (4096; 1-65536)\n"
     "  COFRE_LEGACY_RETENTION_H           hours final deliveries are kept (720; 0: forever)\n"
-    "Defaults of reconcile: --core-db sqlite:var/core.db (the core's default database).\n";
+    "  COFRE_LEGACY_LEASE_MS              PostgreSQL: how long a replica's lease on a partition\n"
+    "                                     lasts without renewal, the longest a takeover waits\n"
+    "                                     after a crash (20000; at least 2 x TIMEOUT_MS + 2000)\n"
+    "Reconcile's URLs are sqlite:PATH or postgres://...; --core-db defaults to\n"
+    "sqlite:var/core.db (the core's default database).\n";
 
 #define DEFAULT_LISTEN "127.0.0.1:8084"
 #define DEFAULT_DB     "sqlite:var/legacy.db"
 
+#define OWNER_HOST_MAX 64
+
 typedef struct adapter_config {
     cofre_adapter_consumer_config_t consumer;
     cofre_adapter_engine_config_t engine;
+    bool postgres;
+    bool migrate;
+    uint64_t lease_ms;
+    char owner[COFRE_ADAPTER_OWNER_MAX + 1];
 } adapter_config_t;
 
 static uint64_t ms_var(cofre_config_t *c, const char *name, int64_t def, int64_t min, int64_t max)
@@ -136,15 +155,44 @@ static void read_kafka(cofre_service_t *svc, cofre_adapter_consumer_config_t *k)
     k->db_url = svc->db_url;
 }
 
+/* COFRE_DB and, on PostgreSQL, what several replicas need. */
+static void read_store(cofre_config_t *c, const char *db_url, adapter_config_t *cfg)
+{
+    cofre_db_kind_t kind;
+    const char *target;
+    if (cofre_db_parse_url(db_url, &kind, &target) != 0)
+        cofre_config_reject(c, "COFRE_DB", db_url, "sqlite:PATH or postgres://...");
+    cfg->postgres = kind == COFRE_DB_POSTGRES;
+    if (cfg->postgres && cofre_pq_load() != 0)
+        cofre_config_reject(c, "COFRE_DB", "postgres://...",
+                            "a PostgreSQL URL needs libpq.so.5 (Debian: libpq5), which cannot be "
+                            "loaded");
+    static const char *const migrate[] = {"auto", "off", NULL};
+    cfg->migrate = cofre_config_enum(c, "COFRE_MIGRATE", 0, migrate) == 0;
+    uint64_t floor_ms = 2 * cfg->engine.pool.timeout_ms + 2 * COFRE_ADAPTER_LEASE_GUARD_MS;
+    cfg->lease_ms = ms_var(c, "COFRE_LEGACY_LEASE_MS", 20000, 1000, 3600000);
+    if (cfg->postgres && cfg->lease_ms < floor_ms)
+        cofre_config_reject(c, "COFRE_LEGACY_LEASE_MS", "",
+                            "at least 2 x COFRE_LEGACY_TIMEOUT_MS + 2000");
+}
+
+/* A name unique to this process: host (the pod's name), pid, and a random part (a restarted
+ * process with the same pid, pid 1 in a container, is another owner). */
+static void make_owner(adapter_config_t *cfg)
+{
+    char host[OWNER_HOST_MAX + 1] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+        snprintf(host, sizeof(host), "%s", "cofre-legacy");
+    host[OWNER_HOST_MAX] = '\0';
+    snprintf(cfg->owner, sizeof(cfg->owner), "%s/%ld/%08x", host, (long)getpid(),
+             (unsigned)(cofre_trace_rand64() & 0xffffffffu));
+}
+
 static void read_config(cofre_service_t *svc, adapter_config_t *cfg)
 {
     cofre_config_t *c = &svc->config;
-    cofre_db_kind_t kind;
-    const char *target;
-    if (cofre_db_parse_url(svc->db_url, &kind, &target) != 0 || kind != COFRE_DB_SQLITE)
-        cofre_config_reject(c, "COFRE_DB", svc->db_url,
-                            "sqlite:PATH (this build has no PostgreSQL delivery store)");
     read_link(c, &cfg->engine);
+    read_store(c, svc->db_url, cfg);
     read_delivery(c, &cfg->engine);
     read_kafka(svc, &cfg->consumer);
     cfg->engine.db_url = svc->db_url;
@@ -170,6 +218,7 @@ static void make_db_dir(const char *url)
 typedef struct parts {
     cofre_adapter_consumer_t *consumer;
     cofre_adapter_engine_t *engine;
+    cofre_adapter_leases_t *leases;
 } parts_t;
 
 static bool ready(void *data, const char **reason)
@@ -198,21 +247,46 @@ static void dead_cb(void *data)
         cofre_adapter_consumer_kick(consumer);
 }
 
+/* On PostgreSQL: migrates (COFRE_MIGRATE=auto), names this process, makes the lease table. */
+static int prepare_shared(cofre_service_t *svc, adapter_config_t *cfg, parts_t *parts)
+{
+    if (!cfg->postgres)
+        return 0;
+    if (cfg->migrate) {
+        int rc = cofre_adapter_store_migrate(svc->db_url);
+        if (rc != 0) {
+            COFRE_LOG(COFRE_LOG_ERROR, NULL, "delivery store migration failed",
+                      COFRE_LF_STR("error", cofre_strerror(rc)));
+            return rc;
+        }
+    }
+    make_owner(cfg);
+    parts->leases = cofre_adapter_leases_new(cfg->lease_ms, cfg->engine.pool.timeout_ms);
+    cfg->engine.leases = cfg->consumer.leases = parts->leases;
+    cfg->engine.owner = cfg->consumer.owner = cfg->owner;
+    return 0;
+}
+
 static int serve(cofre_service_t *svc, adapter_config_t *cfg)
 {
     make_db_dir(svc->db_url);
     cofre_adapter_metrics_init();
     static parts_t parts; /* callbacks of both threads point here until both stopped */
+    if (prepare_shared(svc, cfg, &parts) != 0)
+        return 1;
     cfg->engine.dead_lettered = dead_cb;
     cfg->engine.data = &parts;
     parts.engine = cofre_adapter_engine_start(&cfg->engine);
-    if (parts.engine == NULL)
+    if (parts.engine == NULL) {
+        cofre_adapter_leases_free(parts.leases);
         return 1;
+    }
     cfg->consumer.stored = stored_cb;
     cfg->consumer.stored_data = &parts;
     cofre_adapter_consumer_t *consumer = cofre_adapter_consumer_start(&cfg->consumer);
     if (consumer == NULL) {
         cofre_adapter_engine_stop(parts.engine);
+        cofre_adapter_leases_free(parts.leases);
         return 1;
     }
     __atomic_store_n(&parts.consumer, consumer, __ATOMIC_RELEASE);
@@ -226,12 +300,15 @@ static int serve(cofre_service_t *svc, adapter_config_t *cfg)
                   COFRE_LF_STR("legacy_host", cfg->engine.pool.host.host),
                   COFRE_LF_INT("legacy_port", cfg->engine.pool.host.port),
                   COFRE_LF_STR("group", cfg->consumer.group),
-                  COFRE_LF_INT("pool", cfg->engine.pool.connections));
+                  COFRE_LF_INT("pool", cfg->engine.pool.connections),
+                  COFRE_LF_STR("store", cfg->postgres ? "postgres" : "sqlite"),
+                  COFRE_LF_STR("owner", cfg->postgres ? cfg->owner : NULL));
         rc = cofre_http_server_run(server);
     }
     cofre_adapter_consumer_stop(consumer);
     __atomic_store_n(&parts.consumer, NULL, __ATOMIC_RELEASE);
     cofre_adapter_engine_stop(parts.engine);
+    cofre_adapter_leases_free(parts.leases);
     cofre_http_server_free(server);
     cofre_log_msg(COFRE_LOG_INFO, NULL, "stopped");
     return rc == 0 ? 0 : 1;
@@ -278,6 +355,17 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "reconcile") == 0) {
         cofre_config_finish(&svc.config);
         return reconcile(argc, argv);
+    }
+    if (strcmp(cmd, "migrate") == 0) {
+        adapter_config_t cfg = {0};
+        read_store(&svc.config, svc.db_url, &cfg);
+        cofre_config_finish(&svc.config);
+        make_db_dir(svc.db_url);
+        int rc = cofre_adapter_store_migrate(svc.db_url);
+        if (rc != 0)
+            COFRE_LOG(COFRE_LOG_ERROR, NULL, "delivery store migration failed",
+                      COFRE_LF_STR("error", cofre_strerror(rc)));
+        return rc == 0 ? 0 : 1;
     }
     if (strcmp(cmd, "serve") != 0) {
         fprintf(stderr, "cofre-legacy: unknown command \"%s\" (try --help)\n", cmd);

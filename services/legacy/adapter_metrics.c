@@ -71,6 +71,15 @@ static void engine_metrics(cofre_adapter_metrics_t *x)
         "Connections closed because the host sent bytes that are not a valid frame.", NULL));
     x->active = plain(cofre_metric_gauge("cofre_legacy_deliveries_active",
                                          "Deliveries held by the engine (not yet final).", NULL));
+    x->partitions_leased = plain(cofre_metric_gauge(
+        "cofre_legacy_partitions_leased",
+        "Partitions of cofre.ledger.events whose lease this replica holds (PostgreSQL).", NULL));
+    cofre_metric_t *leases = cofre_metric_counter(
+        "cofre_legacy_partition_lease_changes_total",
+        "Partition leases acquired, released (Kafka moved the partition) or lost.", "change");
+    x->leases_acquired = one(leases, "acquired");
+    x->leases_released = one(leases, "released");
+    x->leases_lost = one(leases, "lost");
 }
 
 static void consumer_metrics(cofre_adapter_metrics_t *x)

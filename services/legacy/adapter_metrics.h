@@ -24,6 +24,9 @@ typedef struct cofre_adapter_metrics {
     cofre_series_t *connects_ok, *connects_failed; /* connections_total{result} */
     cofre_series_t *protocol_errors;
     cofre_series_t *active;
+    /* partition leases (shared stores) */
+    cofre_series_t *partitions_leased;
+    cofre_series_t *leases_acquired, *leases_released, *leases_lost; /* lease_changes_total */
     /* consumer */
     cofre_series_t *events_stored, *events_duplicate, *events_skipped, *events_malformed;
     cofre_series_t *commits_ok, *commits_failed;

@@ -1,13 +1,15 @@
 /*
  * adapter_reconcile.c: ledger versus host (see adapter_reconcile.h). The core's transfers
  * are loaded into an open-addressing table keyed by RRN (the link derives the RRN from the
- * transfer id, so both sides share the key); the host's lines are streamed against it.
+ * transfer id, so both sides share the key); the host's lines are streamed against it. The
+ * core's database is SQLite or PostgreSQL (read through a cursor, FETCH_ROWS at a time).
  */
 #include "legacy/adapter_reconcile.h"
 
 #include "cofre/common.h"
 #include "cofre/db.h"
 #include "cofre/jbuf.h"
+#include "cofre/pg.h"
 #include "legacy/adapter_store.h"
 #include "legacy/link.h"
 
@@ -15,6 +17,8 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define FETCH_ROWS "10000"
 
 typedef struct posted {
     char rrn[COFRE_LINK_RRN_LEN + 1];
@@ -106,13 +110,11 @@ static void emit(run_t *r)
 
 /* ---- the ledger -------------------------------------------------------------------------- */
 
-static int add_posted(run_t *r, sqlite3_stmt *st)
+/* One transfer of the ledger (any argument may be NULL: then it is not valid). */
+static int add_posted(run_t *r, const char *id, const char *debit, const char *credit,
+                      int64_t amount, const char *cur)
 {
-    const char *id = (const char *)sqlite3_column_text(st, 0);
-    const char *debit = (const char *)sqlite3_column_text(st, 1);
-    const char *credit = (const char *)sqlite3_column_text(st, 2);
-    const char *cur = (const char *)sqlite3_column_text(st, 4);
-    posted_t p = {.amount = sqlite3_column_int64(st, 3)};
+    posted_t p = {.amount = amount};
     if (id == NULL || debit == NULL || credit == NULL || cur == NULL ||
         cofre_link_rrn(id, strlen(id), p.rrn) != 0 ||
         cofre_link_account_number(debit, strlen(debit), p.debit) != 0 ||
@@ -131,15 +133,73 @@ static int add_posted(run_t *r, sqlite3_stmt *st)
     return 0;
 }
 
+/* Counts one more transfer; 2 (said on err) past the limit. */
+static int add_counted(run_t *r, const char *id, const char *debit, const char *credit,
+                       int64_t amount, const char *cur)
+{
+    if (r->c.posted >= COFRE_RECONCILE_TRANSFERS_MAX) {
+        fprintf(r->cfg->err, "reconcile: more than %d transfers\n", COFRE_RECONCILE_TRANSFERS_MAX);
+        return 2;
+    }
+    return add_posted(r, id, debit, credit, amount, cur);
+}
+
+/* Runs the queued statements of one round; says why on err when it fails. */
+static int pg_round(run_t *r, cofre_pg_t *pg)
+{
+    int rc = cofre_pg_exchange(pg, false);
+    if (rc != 0)
+        fprintf(r->cfg->err,
+                "reconcile: reading the transfers of the core's PostgreSQL "
+                "database failed (%s)\n",
+                cofre_pg_sqlstate(pg)[0] != '\0' ? cofre_pg_sqlstate(pg) : cofre_strerror(rc));
+    return rc == 0 ? 0 : 2;
+}
+
+/* The core's transfers through a cursor in one read-only transaction, FETCH_ROWS at a time. */
+static int read_ledger_pg(run_t *r, const char *url)
+{
+    if (cofre_pq_load() != 0) {
+        fprintf(r->cfg->err, "reconcile: a PostgreSQL --core-db needs libpq.so.5\n");
+        return 2;
+    }
+    cofre_pg_t *pg = cofre_pg_new(&(cofre_pg_config_t){.url = url,
+                                                       .application_name = "cofre-legacy reconcile",
+                                                       .pipeline = true,
+                                                       .round_timeout_ms = 600000});
+    cofre_pg_add(pg, "BEGIN READ ONLY", NULL, 0);
+    cofre_pg_add(pg,
+                 "DECLARE posted NO SCROLL CURSOR FOR SELECT id::text, debit_account_id::text, "
+                 "credit_account_id::text, amount, currency FROM transfers ORDER BY seq",
+                 NULL, 0);
+    int rc = pg_round(r, pg);
+    for (bool more = rc == 0; more;) {
+        cofre_pg_add(pg, "FETCH " FETCH_ROWS " FROM posted", NULL, 0);
+        rc = pg_round(r, pg);
+        const PGresult *res = rc == 0 ? cofre_pg_result(pg, 0) : NULL;
+        int rows = res != NULL ? PQntuples(res) : 0;
+        for (int i = 0; rc == 0 && i < rows; i++)
+            rc = add_counted(r, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                             cofre_pg_int64(res, i, 3), PQgetvalue(res, i, 4));
+        more = rc == 0 && rows == atoi(FETCH_ROWS);
+    }
+    cofre_pg_free(pg); /* the read-only transaction ends with the connection */
+    return rc;
+}
+
 static int read_ledger(run_t *r)
 {
     cofre_db_kind_t kind;
     const char *path;
-    if (cofre_db_parse_url(r->cfg->core_db, &kind, &path) != 0 || kind != COFRE_DB_SQLITE) {
-        fprintf(r->cfg->err, "reconcile: --core-db must be sqlite:PATH (got %s)\n",
+    if (cofre_db_parse_url(r->cfg->core_db, &kind, &path) != 0) {
+        fprintf(r->cfg->err,
+                "reconcile: --core-db must be sqlite:PATH or postgres://... (got "
+                "%s)\n",
                 r->cfg->core_db);
         return 2;
     }
+    if (kind == COFRE_DB_POSTGRES)
+        return read_ledger_pg(r, path);
     sqlite3 *db = cofre_db_sqlite_open(path, true, 8192);
     sqlite3_stmt *st = NULL;
     if (db == NULL ||
@@ -153,12 +213,11 @@ static int read_ledger(run_t *r)
         return 2;
     }
     int rc = 0, step;
-    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        rc = r->c.posted >= COFRE_RECONCILE_TRANSFERS_MAX ? 2 : add_posted(r, st);
-        if (r->c.posted >= COFRE_RECONCILE_TRANSFERS_MAX)
-            fprintf(r->cfg->err, "reconcile: more than %d transfers\n",
-                    COFRE_RECONCILE_TRANSFERS_MAX);
-    }
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = add_counted(r, (const char *)sqlite3_column_text(st, 0),
+                         (const char *)sqlite3_column_text(st, 1),
+                         (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3),
+                         (const char *)sqlite3_column_text(st, 4));
     if (rc == 0 && step != SQLITE_DONE) {
         fprintf(r->cfg->err, "reconcile: reading %s failed: %s\n", path, sqlite3_errmsg(db));
         rc = 2;

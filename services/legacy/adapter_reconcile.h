@@ -15,7 +15,7 @@
 #define COFRE_RECONCILE_LINE_MAX      65536    /* bytes per host ledger line */
 
 typedef struct cofre_adapter_reconcile_config {
-    const char *core_db;     /* COFRE_DB-style url of the core's database (sqlite:PATH) */
+    const char *core_db;     /* COFRE_DB-style url of the core's database (sqlite: or postgres:) */
     const char *host_ledger; /* a file of JSON lines, or "-" for standard input */
     const char *adapter_db;  /* the adapter's store, or NULL */
     FILE *out;               /* one JSON line per difference, then a summary line */

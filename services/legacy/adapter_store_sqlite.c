@@ -208,9 +208,13 @@ static int insert_dead(sqlite_store_t *s, const cofre_adapter_dead_t *d, int64_t
     return step_done(s, st, "insert dead letter");
 }
 
+/* One process owns the file: nothing is refused (refused is NULL). */
 static int sq_enqueue(cofre_adapter_store_t *base, const cofre_adapter_transfer_t *ts, size_t n,
-                      const cofre_adapter_dead_t *dead, size_t ndead, size_t *inserted)
+                      const cofre_adapter_dead_t *dead, size_t ndead, size_t *inserted,
+                      int32_t *refused, size_t *nrefused)
 {
+    (void)refused;
+    *nrefused = 0;
     sqlite_store_t *s = self(base);
     int64_t now = (int64_t)cofre_now_wall_us();
     size_t added = 0;
@@ -312,8 +316,11 @@ static int update_one(sqlite_store_t *s, const cofre_adapter_update_t *u, int64_
     return rc;
 }
 
-static int sq_apply(cofre_adapter_store_t *base, const cofre_adapter_update_t *u, size_t n)
+static int sq_apply(cofre_adapter_store_t *base, const cofre_adapter_update_t *u, size_t n,
+                    int32_t *lost, size_t *nlost)
 {
+    (void)lost;
+    *nlost = 0;
     sqlite_store_t *s = self(base);
     int64_t now = (int64_t)cofre_now_wall_us();
     int rc = begin(s);

@@ -7,8 +7,14 @@ Every process keeps its stdout lines and is stopped with a signal; every wait is
 (stretched under sanitizers, COFRE_SANITIZED=1). The tests judge the outcome the way an
 operator would: `cofre-legacy reconcile` over the core's database and the host's ledger
 (`cofre-legacy-sim ledger`), the adapter's /metrics and /readyz, and the dead-letter topic.
+
+Stores: the adapter keeps its deliveries in a SQLite file of the test's directory, or in a
+fresh database of the session's PostgreSQL cluster (LegacyPg: migrated by `cofre-legacy
+migrate` as the owner role, used by the replicas as the service role legacy_app, as in
+production). cofre-core runs on SQLite, or on PostgreSQL too where a test asks.
 """
 
+import itertools
 import json
 import os
 import random
@@ -139,15 +145,71 @@ class KafkaDev(Proc):
         assert r.status_code == 200, r.text
 
 
-class Core(Proc):
-    """cofre-core on SQLite with its relay to the development cluster, token checks off."""
+class LegacyPg:
+    """The session's PostgreSQL cluster (tests/e2e/pg_cluster.py) for cofre-legacy and, where a
+    test wants it, cofre-core: one fresh database per store, owned by cofre_owner."""
 
-    def __init__(self, workdir, brokers):
+    APP = "legacy_app"
+
+    def __init__(self):
+        self.cluster = None
+        self._ids = itertools.count(1)
+
+    def start(self):
+        import pg_cluster
+        self.cluster = pg_cluster.PgCluster().init().start().create_roles()
+        self.cluster.sql("CREATE ROLE cofre_legacy_service NOLOGIN")
+        self.cluster.sql(f"CREATE ROLE {self.APP} LOGIN IN ROLE cofre_legacy_service")
+        return self
+
+    def stop(self):
+        if self.cluster is not None:
+            self.cluster.destroy()
+            self.cluster = None
+
+    def new_db(self, prefix):
+        return self.cluster.create_db(f"{prefix}_{os.getpid()}_{next(self._ids)}")
+
+    def legacy_db(self):
+        """A migrated delivery store; returns the service role's COFRE_DB URL."""
+        name = self.new_db("legacy")
+        p = subprocess.run([bin_path("cofre-legacy"), "migrate"], capture_output=True, text=True,
+                           timeout=60 * SLOW, check=False,
+                           env=base_env(COFRE_DB=self.cluster.url(name, user="cofre_owner")))
+        assert p.returncode == 0, p.stdout + p.stderr
+        return self.cluster.url(name, user=self.APP)
+
+    def core_db(self):
+        """A migrated ledger; returns cofre-core's service role URL (cofre_app)."""
+        name = self.new_db("core")
+        p = subprocess.run([bin_path("cofre-core"), "migrate"], capture_output=True, text=True,
+                           timeout=60 * SLOW, check=False,
+                           env=base_env(COFRE_DB=self.cluster.url(name, user="cofre_owner")))
+        assert p.returncode == 0, p.stdout + p.stderr
+        return self.cluster.url(name)
+
+    def query(self, url, sql):
+        """Rows of one statement run as the superuser on the database of url."""
+        return self.cluster.sql(sql, db=url.rsplit("/", 1)[1])
+
+
+def store_url(store, workdir, pg=None):
+    """The COFRE_DB of a fresh delivery store of kind store ("sqlite" or "postgres")."""
+    if store == "sqlite":
+        return "sqlite:" + os.path.join(str(workdir), "legacy.db")
+    return pg.legacy_db()
+
+
+class Core(Proc):
+    """cofre-core with its relay to the development cluster, token checks off; on SQLite in
+    the test's directory unless db names another database."""
+
+    def __init__(self, workdir, brokers, db=None):
         self.port = free_port()
-        self.db_path = os.path.join(str(workdir), "core.db")
-        env = base_env(COFRE_LISTEN=f"127.0.0.1:{self.port}", COFRE_DB="sqlite:" + self.db_path,
+        self.db_url = db or "sqlite:" + os.path.join(str(workdir), "core.db")
+        env = base_env(COFRE_LISTEN=f"127.0.0.1:{self.port}", COFRE_DB=self.db_url,
                        COFRE_KAFKA_BROKERS=brokers, COFRE_AUTH="off", COFRE_DRAIN_S=0,
-                       COFRE_THREADS=1)
+                       COFRE_THREADS=1, COFRE_MIGRATE="off" if db else "auto")
         super().__init__("cofre-core", [bin_path("cofre-core")], env)
         self.base = f"http://127.0.0.1:{self.port}"
         self.http = requests.Session()
@@ -191,14 +253,15 @@ class Adapter(Proc):
         "COFRE_LEGACY_BREAKER_OPEN_MS": 500,
         "COFRE_LEGACY_SESSION_TIMEOUT_MS": 6000,
         "COFRE_LEGACY_ECHO_MS": 2000,
+        "COFRE_LEGACY_LEASE_MS": 5000,
     }
 
-    def __init__(self, workdir, brokers, host_port, **env):
+    def __init__(self, workdir, brokers, host_port, db=None, **env):
         self.port = free_port()
-        self.db_path = os.path.join(str(workdir), "legacy.db")
+        self.db_url = db or "sqlite:" + os.path.join(str(workdir), "legacy.db")
         settings = dict(self.DEFAULTS)
         settings.update(env)
-        full = base_env(COFRE_LISTEN=f"127.0.0.1:{self.port}", COFRE_DB="sqlite:" + self.db_path,
+        full = base_env(COFRE_LISTEN=f"127.0.0.1:{self.port}", COFRE_DB=self.db_url,
                         COFRE_KAFKA_BROKERS=brokers, COFRE_LEGACY_HOST=f"127.0.0.1:{host_port}",
                         COFRE_DRAIN_S=0, COFRE_THREADS=1, **settings)
         super().__init__("cofre-legacy", [bin_path("cofre-legacy")], full)
@@ -330,10 +393,10 @@ def reconcile(core, sim, adapter=None):
         f.write(text)
         path = f.name
     try:
-        args = [bin_path("cofre-legacy"), "reconcile", "--core-db", "sqlite:" + core.db_path,
+        args = [bin_path("cofre-legacy"), "reconcile", "--core-db", core.db_url,
                 "--host-ledger", path]
         if adapter is not None:
-            args += ["--adapter-db", "sqlite:" + adapter.db_path]
+            args += ["--adapter-db", adapter.db_url]
         p = subprocess.run(args, capture_output=True, text=True, timeout=60 * SLOW, check=False,
                            env=base_env())
     finally:

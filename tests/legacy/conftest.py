@@ -1,13 +1,41 @@
-"""Fixtures of the cofre-legacy-sim black-box suite: a fresh simulator per test."""
+"""Fixtures of the legacy black-box suite: a fresh simulator per test and, for cofre-legacy's
+tests, the delivery stores they run against.
+
+cofre-legacy's store tests run once per store named in COFRE_LEGACY_STORES (comma list,
+default "sqlite"; `make test-legacy-postgres` sets "postgres"): a test taking the `store`
+argument is parametrised here, so the same scenarios run on both stores without copies. The
+PostgreSQL cluster (tests/e2e/pg_cluster.py) is started once per session, only when a test
+needs it.
+"""
 
 import os
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(1, os.path.join(HERE, "..", "e2e"))
 
 from simhelp import SimProcess  # noqa: E402
+
+STORES = [s.strip() for s in os.environ.get("COFRE_LEGACY_STORES", "sqlite").split(",")
+          if s.strip()]
+
+
+def pytest_generate_tests(metafunc):
+    if "store" in metafunc.fixturenames:
+        metafunc.parametrize("store", STORES, scope="session")
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A throwaway PostgreSQL cluster for the session, with the roles of docs/postgres.md and
+    a service role for cofre-legacy (legacy_app, member of cofre_legacy_service)."""
+    from adapterhelp import LegacyPg
+    cluster = LegacyPg().start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

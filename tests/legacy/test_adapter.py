@@ -7,6 +7,10 @@ control port (or by stopping the adapter); then `cofre-legacy reconcile` must fi
 posted transfers and the host's applied ones equal, and the host's ledger must hold each
 posted transfer in effect exactly once. Each test also checks the fault actually struck (the
 host's fault counters, the adapter's metrics), so a test cannot pass by not testing.
+
+Every scenario runs once per delivery store of COFRE_LEGACY_STORES (conftest.py): SQLite, and
+PostgreSQL (a fresh migrated database per test, the adapter connecting as the service role and
+holding the partitions' leases).
 """
 
 import json
@@ -20,28 +24,32 @@ import uuid
 import pytest
 
 from adapterhelp import (ACCOUNT_NUMBER, Adapter, Core, KafkaDev, Workload, bin_path,
-                         exactly_once, host_ledger, reconcile, wait_for, wait_reconciled)
+                         exactly_once, host_ledger, reconcile, store_url, wait_for,
+                         wait_reconciled)
 from simhelp import SLOW, base_env
 
 import iso8583 as iso
 
 
 @pytest.fixture
-def stack(tmp_path, make_sim):
-    """Kafka, core and simulator running; .adapter(**env) starts a cofre-legacy. Afterwards
-    every process is stopped and each run must have exited 0 (or by the test's own SIGKILL)
-    without a sanitizer report."""
+def stack(tmp_path, make_sim, store, request):
+    """Kafka, core and simulator running, and a delivery store of kind `store`; .adapter(**env)
+    starts a cofre-legacy on it. Afterwards every process is stopped and each run must have
+    exited 0 (or by the test's own SIGKILL) without a sanitizer report."""
     class Stack:
         pass
     s = Stack()
     s.tmp = tmp_path
+    s.store = store
+    s.pg = request.getfixturevalue("pg") if store == "postgres" else None
+    s.db = store_url(store, tmp_path, s.pg)
     s.kafka = KafkaDev(tmp_path).start()
     s.core = Core(tmp_path, s.kafka.bootstrap).start()
     s.sim = make_sim(COFRE_SIM_SEED=11, COFRE_SIM_AMOUNT_MAX=999999999999)
     s.adapters = []
 
     def adapter(**env):
-        a = Adapter(tmp_path, s.kafka.bootstrap, s.sim.iso_port, **env).start()
+        a = Adapter(tmp_path, s.kafka.bootstrap, s.sim.iso_port, db=s.db, **env).start()
         s.adapters.append(a)
         return a
     s.adapter = adapter
@@ -302,6 +310,7 @@ def test_help_and_configuration_errors(tmp_path):
     for knob in ("COFRE_LEGACY_HOST", "COFRE_LEGACY_POOL", "COFRE_LEGACY_TIMEOUT_MS",
                  "COFRE_LEGACY_RETRY_MAX", "COFRE_LEGACY_BREAKER_FAILURES",
                  "COFRE_LEGACY_BREAKER_OPEN_MS", "COFRE_LEGACY_ECHO_MS", "COFRE_LEGACY_GROUP",
+                 "COFRE_LEGACY_LEASE_MS", "COFRE_MIGRATE", "postgres://", "migrate",
                  "reconcile"):
         assert knob in out, knob
     rc, out, _ = run_legacy(["--version"])
@@ -321,7 +330,13 @@ def test_help_and_configuration_errors(tmp_path):
         ({"COFRE_DB": db, "COFRE_KAFKA_BROKERS": "127.0.0.1:9",
           "COFRE_LEGACY_RETRY_MIN_MS": "500", "COFRE_LEGACY_RETRY_MAX_MS": "100"},
          "COFRE_LEGACY_RETRY_MAX_MS"),
-        ({"COFRE_DB": "postgres://x/y", "COFRE_KAFKA_BROKERS": "127.0.0.1:9"}, "COFRE_DB"),
+        ({"COFRE_DB": "mysql://x/y", "COFRE_KAFKA_BROKERS": "127.0.0.1:9"}, "COFRE_DB"),
+        ({"COFRE_DB": db, "COFRE_KAFKA_BROKERS": "127.0.0.1:9", "COFRE_MIGRATE": "sometimes"},
+         "COFRE_MIGRATE"),
+        # A lease must outlive two answer timeouts and their guards (PostgreSQL only).
+        ({"COFRE_DB": "postgres://127.0.0.1:9/x", "COFRE_KAFKA_BROKERS": "127.0.0.1:9",
+          "COFRE_LEGACY_TIMEOUT_MS": "5000", "COFRE_LEGACY_LEASE_MS": "11999"},
+         "COFRE_LEGACY_LEASE_MS"),
     ]
     for env, name in cases:
         rc, out, err = run_legacy([], **env)

@@ -232,8 +232,18 @@ static void bad_urls_and_files_fail(void **state)
 {
     (void)state;
     cofre_adapter_store_t *s = NULL;
-    assert_int_equal(cofre_adapter_store_open("postgres://x/y", false, &s), COFRE_EINVAL);
+    assert_int_equal(cofre_adapter_store_open("postgres://127.0.0.1/y?nonsense=1", false, &s),
+                     COFRE_EINVAL);
     assert_int_equal(cofre_adapter_store_open("mysql:x", false, &s), COFRE_EINVAL);
+    /* PostgreSQL connects lazily: a writer opens while the database is down and fails each call
+     * fast; a reader (reconcile) wants the database now. */
+    assert_int_equal(cofre_adapter_store_open("postgres://127.0.0.1:1/y", true, &s),
+                     COFRE_EUNAVAIL);
+    assert_int_equal(cofre_adapter_store_open("postgres://127.0.0.1:1/y", false, &s), 0);
+    assert_true(cofre_adapter_store_shared(s));
+    cofre_adapter_store_stats_t down;
+    assert_int_equal(cofre_adapter_store_stats(s, &down), COFRE_EUNAVAIL);
+    cofre_adapter_store_close(s);
     char other[160];
     snprintf(other, sizeof(other), "sqlite:%s/empty.db", dir);
     FILE *f = fopen(other + 7, "w");
