@@ -201,6 +201,16 @@ int cofre_keyring_create(const char *dir, cofre_registry_t *reg, int64_t now, un
 {
     if (make_dir(dir) != 0)
         return COFRE_EIO;
+    /* Records are ordered by their times in seconds: a key made in the same second as the
+     * newest one would tie with it (and the kid would decide which signs), so it is made one
+     * second after it instead. */
+    cofre_key_record_t recs[COFRE_REGISTRY_KEYS_MAX];
+    size_t n = 0;
+    if (reg->ops->key_list(reg, recs, COFRE_REGISTRY_KEYS_MAX, &n) != 0)
+        return COFRE_EIO;
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].created_at >= now)
+            now = recs[i].created_at + 1;
     EVP_PKEY *key = cofre_jwks_generate();
     if (key == NULL)
         return COFRE_EIO;

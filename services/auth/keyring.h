@@ -36,8 +36,10 @@ int cofre_keyring_reload(cofre_keyring_t *kr, cofre_registry_t *reg, int64_t now
 
 /*
  * Creates a key pair: writes its private key file, then its record and an event of
- * event_type ("cofre.auth.key.rotated") in one transaction. It activates at now + lead_s.
- * Writes its kid into kid_out. Returns 0, or COFRE_EIO (file or registry; logged).
+ * event_type ("cofre.auth.key.rotated") in one transaction. It activates at now + lead_s,
+ * where now moves to one second after the newest key's creation when it is not later (so
+ * keys never tie). Writes its kid into kid_out. Returns 0, or COFRE_EIO (file or registry;
+ * logged).
  */
 int cofre_keyring_create(const char *dir, cofre_registry_t *reg, int64_t now, unsigned lead_s,
                          const char *event_type, const cofre_actor_t *actor,

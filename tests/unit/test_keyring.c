@@ -1,7 +1,8 @@
 /* test_keyring.c: cofre-auth's signing keys: the first key made once, private key files of
- * mode 0600 (and refused when others may read them), rotation with a lead time (published
- * first, signing later), retirement after the tokens' lifetime, and tokens that verify against
- * the published set. */
+ * mode 0600 (refused when others may read them or the group may write them; a Secret's 0440
+ * loads), rotation with a lead time (published first, signing later), a key made in the same
+ * second as the newest still superseding it, retirement after the tokens' lifetime, and tokens
+ * that verify against the published set. */
 #include "unit.h"
 
 #include "auth/keyring.h"
@@ -147,11 +148,51 @@ static void readable_key_files_are_refused(void **state)
     cofre_keyring_free(kr);
 }
 
+static void keys_never_tie(void **state)
+{
+    (void)state;
+    cofre_key_record_t recs[8];
+    size_t n;
+    assert_int_equal(reg->ops->key_list(reg, recs, 8, &n), 0);
+    int64_t newest = 0;
+    for (size_t i = 0; i < n; i++)
+        newest = recs[i].created_at > newest ? recs[i].created_at : newest;
+    char kid[COFRE_JWKS_KID_LEN + 1], used[COFRE_JWKS_KID_LEN + 1];
+    cofre_actor_t actor = {.command = "test"};
+    /* made "now" in the very second of the newest key: it lands one second later */
+    assert_int_equal(
+        cofre_keyring_create(keys_dir, reg, newest, 0, "cofre.auth.key.rotated", &actor, kid), 0);
+    assert_int_equal(reg->ops->key_list(reg, recs, 8, &n), 0);
+    size_t mine = n;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(recs[i].kid, kid) == 0)
+            mine = i;
+    assert_true(mine < n);
+    assert_int_equal(recs[mine].created_at, newest + 1);
+    assert_int_equal(recs[mine].activates_at, newest + 1);
+    char path[400];
+    cofre_keyring_path(keys_dir, kid, path, sizeof(path));
+    cofre_keyring_t *kr = cofre_keyring_new(keys_dir, TTL);
+    /* a Kubernetes Secret's mode (0440: the pod's group reads) loads; group-writable does not */
+    assert_int_equal(chmod(path, 0440), 0);
+    assert_int_equal(cofre_keyring_reload(kr, reg, newest + 1), 0);
+    free(sign(kr, newest + 1, used));
+    assert_string_equal(used, kid);
+    cofre_keyring_free(kr);
+    kr = cofre_keyring_new(keys_dir, TTL);
+    assert_int_equal(chmod(path, 0460), 0);
+    assert_int_equal(cofre_keyring_reload(kr, reg, newest + 1), 0);
+    assert_false(cofre_keyring_ready(kr, newest + 1));
+    assert_int_equal(chmod(path, 0600), 0);
+    cofre_keyring_free(kr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(first_key_and_rotation),
         cmocka_unit_test(readable_key_files_are_refused),
+        cmocka_unit_test(keys_never_tie),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
