@@ -371,8 +371,16 @@ static int keys_rotate(const cofre_authcli_config_t *cfg, cofre_registry_t *reg,
     if (cofre_keyring_create(cfg->keys_dir, reg, now, lead, "cofre.auth.key.rotated", &actor,
                              kid) != 0)
         return fail("%s", "cannot create the new key");
+    /* The record says when it activates (a key made in the newest one's second moves on). */
+    int64_t activates = now + lead;
+    cofre_key_record_t recs[COFRE_REGISTRY_KEYS_MAX];
+    size_t n = 0;
+    if (reg->ops->key_list(reg, recs, COFRE_REGISTRY_KEYS_MAX, &n) == 0)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(recs[i].kid, kid) == 0)
+                activates = recs[i].activates_at;
     char at[COFRE_TIME_LEN + 1];
-    cofre_time_format((uint64_t)(now + lead) * 1000000u, at);
+    cofre_time_format((uint64_t)activates * 1000000u, at);
     printf("kid: %s\nactivates_at: %s\n", kid, at);
     return 0;
 }
