@@ -7,7 +7,8 @@ first stops. Every effect (command line changes, key rotation, tokens, failed
 authentications) is published exactly once, validates against its JSON Schema in
 docs/events/, is keyed by the client id (the kid for key events) and carries its traceparent
 as a header; an effect that rolled back or changed nothing (a duplicate client, a second
-disable, a refused scope) has no event.
+disable, a refused scope) has no event. cofre-audit, consuming the topic, records each event
+once, with the outcome and reason of the failed authentications, in a chain that verifies.
 """
 
 import json
@@ -21,7 +22,7 @@ import pytest
 from authlib import REPO, SLOW
 
 sys.path.insert(0, os.path.join(REPO, "tests", "events"))
-from eventlib import KafkaDev, kcat_consume  # noqa: E402  (tests/events' harness, shared)
+from eventlib import Audit, KafkaDev, kcat_consume  # noqa: E402  (tests/events' harness)
 
 TOPIC = "cofre.auth.events"
 SCHEMAS = os.path.join(REPO, "docs", "events")
@@ -135,6 +136,24 @@ def test_auth_events_reach_kafka_once_per_effect(fresh, kafka):
                for e in by_type["cofre.auth.token.issued"])
     for e in by_type["cofre.auth.token.issued"] + by_type["cofre.auth.client.created"]:
         assert shop not in json.dumps(e) and other not in json.dumps(e)
+
+    # cofre-audit reads the auth events into its trail, each once.
+    wd = os.path.join(a.workdir, "..", "audit")
+    os.makedirs(wd, exist_ok=True)
+    audit = Audit(wd, kafka.bootstrap)
+    fresh.started.append(audit)
+    audit.start()
+    want = sum(counts.values())
+    wait_until(lambda: audit.metric("cofre_audit_records") >= want, 30, f"{want} audit records")
+    records = audit.events()
+    assert sorted(r["event_id"] for r in records) == \
+        sorted(e["id"] for v in by_type.values() for e in v)
+    failures = [r for r in records if r["type"] == "cofre.auth.authentication.failed"]
+    assert sorted(r["reason"] for r in failures) == \
+        ["bad_secret", "disabled_client", "unknown_client"]
+    assert all(r["outcome"] == "failure" for r in failures)
+    assert audit.verify()["ok"]
+    assert audit.stop() == 0
 
     # The publishing replica stops: the other takes the outbox over and publishes what comes.
     busy, idle = pair
