@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "events"))
 from eventlib import Audit, KafkaDev, kcat_consume  # noqa: E402  (tests/events' harness)
 
 TOPIC = "cofre.auth.events"
+COFRE_LEASE_S = 15  # COFRE_REGISTRY_LEASE_S: how long a PostgreSQL relay lease lasts
 SCHEMAS = os.path.join(REPO, "docs", "events")
 AUTH_TYPES = ("cofre.auth.token.issued", "cofre.auth.authentication.failed",
               "cofre.auth.client.created", "cofre.auth.client.disabled",
@@ -200,3 +201,28 @@ def test_every_auth_event_type_has_a_schema_that_refuses_junk():
     assert not failed.is_valid(ev)
     for t in AUTH_TYPES:
         validator(t)
+
+
+def test_relay_taken_over_after_a_crash(fresh, kafka):
+    """The publishing replica is killed (SIGKILL: no clean release). The standby takes the
+    outbox over (SQLite: the kernel drops the dead process's lock; PostgreSQL: once the lease
+    expires, 15 s) and publishes what the survivor writes; nothing is lost (rows the dead relay
+    published but had not marked may go twice: consumers drop them by id)."""
+    env = {"COFRE_KAFKA_BROKERS": kafka.bootstrap, "COFRE_RELAY_POLL_MS": "10"}
+    a = fresh.auth(**env)
+    b = fresh.auth(db=a.db, keys_dir=a.keys_dir, **env)
+    secret = a.add_client("shop", scopes="accounts:read")
+    fresh.secrets.append(secret)
+    wait_until(lambda: all_published(a), 30, "the first events to be published")
+    busy, idle = wait_until(lambda: relaying([a, b]), 15, "one relay and one standing by")
+    busy.kill()
+    fresh.started.remove(busy)  # killed on purpose: no clean exit to check
+    t0 = time.monotonic()
+    fresh.secrets.append(idle.token("shop", secret))
+    wait_until(lambda: all_published(idle), 30, "the standby to take over and publish")
+    took = time.monotonic() - t0
+    assert took < (COFRE_LEASE_S + 8) * SLOW, took
+    msgs = kcat_consume(kafka.bootstrap, TOPIC)
+    ids = {json.loads(m["payload"])["id"] for m in msgs}
+    rows = {r[0] for r in idle.query("SELECT CAST(event_id AS text) FROM outbox")}
+    assert ids == rows, sorted(ids ^ rows)
