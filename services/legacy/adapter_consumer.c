@@ -540,6 +540,7 @@ static void dlq_publish(cofre_adapter_consumer_t *c, uint64_t now)
         set_store_ok(c, false);
         return;
     }
+    set_store_ok(c, true); /* an idle consumer stores nothing that would say so */
     for (size_t i = 0; i < n; i++) {
         rd_kafka_resp_err_t err =
             rd_kafka_producev(c->prk, RD_KAFKA_V_TOPIC(c->cfg.dlq_topic),

@@ -442,6 +442,14 @@ static void adopt(cofre_adapter_engine_t *e, const cofre_adapter_delivery_t *row
     }
 }
 
+/* A store call worked: ready again (an idle engine commits nothing that would say so), but
+ * not before the retry wait of a failed commit is over. */
+static void store_works(cofre_adapter_engine_t *e, uint64_t now)
+{
+    if (!e->store_ok && now >= e->store_retry_at_ns)
+        e->store_ok = true;
+}
+
 /* Reads up to want open deliveries after the cursor(s) into e->rows. */
 static int load_rows(cofre_adapter_engine_t *e, uint64_t now, size_t want, size_t *n)
 {
@@ -479,6 +487,7 @@ static void load(cofre_adapter_engine_t *e, uint64_t now)
     }
     e->more_in_store = n == want;
     e->load_at_ns = now + LOAD_EVERY_NS;
+    store_works(e, now);
 }
 
 /* Moves waiting deliveries whose time has come to their queue. */
@@ -917,6 +926,8 @@ static void keep_leases(cofre_adapter_engine_t *e, uint64_t now)
         find_busy(e);
         if (cofre_adapter_leases_round(e->leases, e->store, now, e->busy) != 0)
             e->store_ok = false;
+        else
+            store_works(e, now);
     }
     drain(e);
 }

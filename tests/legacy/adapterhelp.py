@@ -34,6 +34,9 @@ from simhelp import SLOW, base_env, parse_log
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 START_TIMEOUT_S = 20.0 * SLOW
+# The delivery stores cofre-legacy's tests run against (conftest.py parametrises them).
+STORES = [s.strip() for s in os.environ.get("COFRE_LEGACY_STORES", "sqlite").split(",")
+          if s.strip()]
 ACCOUNT_NUMBER = re.compile(r"(?<![0-9])[0-9]{19}(?![0-9])")
 
 
@@ -421,6 +424,23 @@ def wait_reconciled(core, sim, adapter, expected, timeout=60):
     except AssertionError as e:
         raise AssertionError(f"{e}; adapter log tail:\n"
                              + "\n".join(adapter.lines[-15:])) from None
+
+
+def settle_all(core, sim, adapter, posted, idle=(), timeout=60):
+    """Waits until the host applied every posted transfer exactly once (reconcile over the
+    core's database, the host's ledger and adapter's store); checks adapter and the other
+    replicas in idle are idle and ready. Returns the reconcile summary."""
+    summary = wait_reconciled(core, sim, adapter, len(posted), timeout)
+    exactly_once(sim, posted)
+    n = len(posted)
+    assert summary == {"ledger_posted": n, "host_records": n, "host_applied": n, "matched": n,
+                       "missing": 0, "unexpected": 0, "mismatched": 0, "duplicates": 0,
+                       "ok": True}, summary
+    for a in (adapter,) + tuple(idle):
+        wait_for("the adapter to be idle", lambda a=a: a.metric("cofre_legacy_backlog") == 0 and
+                 a.metric("cofre_legacy_in_flight") == 0, 10)
+        wait_for("the adapter to be ready", lambda a=a: a.get("/readyz").status_code == 200, 10)
+    return summary
 
 
 def journal(sim):

@@ -17,10 +17,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(1, os.path.join(HERE, "..", "e2e"))
 
+from adapterhelp import STORES  # noqa: E402
 from simhelp import SimProcess  # noqa: E402
-
-STORES = [s.strip() for s in os.environ.get("COFRE_LEGACY_STORES", "sqlite").split(",")
-          if s.strip()]
 
 
 def pytest_generate_tests(metafunc):

@@ -24,8 +24,7 @@ import uuid
 import pytest
 
 from adapterhelp import (ACCOUNT_NUMBER, Adapter, Core, KafkaDev, Workload, bin_path,
-                         exactly_once, host_ledger, reconcile, store_url, wait_for,
-                         wait_reconciled)
+                         exactly_once, host_ledger, reconcile, settle_all, store_url, wait_for)
 from simhelp import SLOW, base_env
 
 import iso8583 as iso
@@ -67,16 +66,7 @@ def stack(tmp_path, make_sim, store, request):
 def settle(stack, adapter, workload):
     """Waits until the host applied every posted transfer exactly once; checks the adapter is
     idle and ready. Returns the reconcile summary."""
-    summary = wait_reconciled(stack.core, stack.sim, adapter, len(workload.posted))
-    exactly_once(stack.sim, workload.posted)
-    assert summary == {"ledger_posted": len(workload.posted), "host_records": len(workload.posted),
-                       "host_applied": len(workload.posted), "matched": len(workload.posted),
-                       "missing": 0, "unexpected": 0, "mismatched": 0, "duplicates": 0,
-                       "ok": True}, summary
-    wait_for("the adapter to be idle", lambda: adapter.metric("cofre_legacy_backlog") == 0 and
-             adapter.metric("cofre_legacy_in_flight") == 0, 10)
-    wait_for("the adapter to be ready", lambda: adapter.get("/readyz").status_code == 200, 10)
-    return summary
+    return settle_all(stack.core, stack.sim, adapter, workload.posted)
 
 
 def fault_hits(sim, action):
