@@ -319,6 +319,7 @@ static void statement_name(uint64_t hash, char name[32])
 static int send_query(cofre_pg_t *pg, query_t *q)
 {
     PGconn *conn = pg->conn;
+    q->prepare_sent = false; /* a round resent after the fallback sends no Parse */
     if (!pg->cfg.pipeline && q->nparams == 0)
         return PQsendQuery(conn, q->sql);
     q->named = pg->cfg.prepare && !pg->unnamed_only && pg->cfg.pipeline && q->nparams > 0 &&
