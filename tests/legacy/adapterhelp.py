@@ -195,6 +195,18 @@ class LegacyPg:
         """Rows of one statement run as the superuser on the database of url."""
         return self.cluster.sql(sql, db=url.rsplit("/", 1)[1])
 
+    def bouncer(self, pool_size):
+        """PgBouncer in transaction mode in front of the cluster, legacy_app among its users
+        (pg_cluster lists cofre-core's roles: the users file gets one more line, then a
+        reload); the caller stops it."""
+        import pg_cluster
+        b = pg_cluster.PgBouncer(self.cluster, pool_size=pool_size).start()
+        with open(os.path.join(self.cluster.dir, "pgbouncer-users.txt"), "a") as f:
+            f.write(f'"{self.APP}" ""\n')
+        b.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        return b
+
 
 def store_url(store, workdir, pg=None):
     """The COFRE_DB of a fresh delivery store of kind store ("sqlite" or "postgres")."""
@@ -404,7 +416,7 @@ def reconcile(core, sim, adapter=None):
                            env=base_env())
     finally:
         os.unlink(path)
-    assert p.returncode in (0, 1), f"reconcile failed ({p.returncode}): {p.stderr}"
+    assert p.returncode in (0, 1), f"reconcile failed ({p.returncode}): {p.stderr}{p.stdout[-2000:]}"
     records = [json.loads(line) for line in p.stdout.splitlines()]
     assert records and "summary" in records[-1], p.stdout
     return p.returncode, records[:-1], records[-1]["summary"]

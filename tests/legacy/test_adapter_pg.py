@@ -46,8 +46,8 @@ def pgstack(tmp_path, make_sim, pg):
             self.sim = make_sim(COFRE_SIM_SEED=12, COFRE_SIM_AMOUNT_MAX=999999999999)
             return self
 
-        def adapter(self, **env):
-            a = Adapter(tmp_path, self.kafka.bootstrap, self.sim.iso_port, db=self.db,
+        def adapter(self, db=None, **env):
+            a = Adapter(tmp_path, self.kafka.bootstrap, self.sim.iso_port, db=db or self.db,
                         **env).start()
             a.owner = a.wait_log("cofre-legacy started")["owner"]
             self.adapters.append(a)
@@ -284,3 +284,26 @@ def test_the_database_going_away(pgstack):
     finally:
         cluster.start()
     wait_for("/readyz 200 again", lambda: a.get("/readyz").status_code == 200, 20, 0.1)
+
+
+def test_replicas_through_pgbouncer_in_transaction_mode(pgstack):
+    """Two replicas reach the database through PgBouncer in transaction pooling mode with two
+    server connections for their four: nothing is held between transactions (leases are rows,
+    locks are transaction-level), named statements fall back to unnamed ones, and every posted
+    transfer is applied exactly once."""
+    s = pgstack.start()
+    bouncer = s.pg.bouncer(pool_size=2)
+    try:
+        url = bouncer.url(s.db.rsplit("/", 1)[1], user=s.pg.APP)
+        a = s.adapter(db=url)
+        b = s.adapter(db=url)
+        wait_owned(s, [a, b])
+        w = Workload(s.core, seed=25).run(60)
+        settle_all(s.core, s.sim, a, w.posted, idle=(b,))
+        for r in (a, b):
+            assert r.metric("cofre_legacy_deliveries_total", outcome="approved") > 0
+        no_duplicates_at_the_host(s.sim)
+    finally:
+        for r in s.adapters:
+            r.stop()
+        bouncer.stop()
