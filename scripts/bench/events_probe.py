@@ -24,8 +24,9 @@ LIMIT_S = 60.0
 
 
 def oldest_age(conn):
+    # Published rows are the prefix up to the watermark (migrations/sqlite/0003).
     row = conn.execute("SELECT count(*), min(created_at) FROM outbox "
-                       "WHERE published_at IS NULL").fetchone()
+                       "WHERE seq > (SELECT published_seq FROM outbox_cursor)").fetchone()
     if not row[0]:
         return 0, 0.0
     t = datetime.strptime(row[1], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)

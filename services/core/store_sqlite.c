@@ -63,6 +63,7 @@ enum {
     Q_TRANSFER_LAST_SEQ,
     Q_OUTBOX_FETCH,
     Q_OUTBOX_MARK,
+    Q_OUTBOX_CURSOR,
     Q_OUTBOX_STATS,
     Q_COUNT_
 };
@@ -99,10 +100,15 @@ static const char *const queries[Q_COUNT_] = {
                           "FROM transfers WHERE seq = ?1",
     [Q_ACCOUNT_HEAD] = "SELECT last_transfer_seq FROM accounts WHERE id = ?1",
     [Q_PING] = "SELECT 1",
+    /* Published rows are the prefix up to the watermark (migrations/sqlite/0003). */
     [Q_OUTBOX_FETCH] = "SELECT seq, event_id, topic, partition_key, type, traceparent, payload "
-                       "FROM outbox WHERE published_at IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
-    [Q_OUTBOX_MARK] = "UPDATE outbox SET published_at = ?2 WHERE seq = ?1",
-    [Q_OUTBOX_STATS] = "SELECT count(*), min(created_at) FROM outbox WHERE published_at IS NULL",
+                       "FROM outbox WHERE seq > max(?1, (SELECT published_seq FROM outbox_cursor)) "
+                       "ORDER BY seq LIMIT ?2",
+    [Q_OUTBOX_MARK] = "UPDATE outbox_cursor SET published_seq = ?1 WHERE published_seq < ?1",
+    [Q_OUTBOX_CURSOR] = "SELECT published_seq FROM outbox_cursor",
+    [Q_OUTBOX_STATS] = "SELECT (SELECT coalesce(max(seq), 0) FROM outbox) - c.published_seq, "
+                       "(SELECT created_at FROM outbox WHERE seq > c.published_seq ORDER BY seq "
+                       "LIMIT 1) FROM outbox_cursor c",
 };
 
 typedef struct checkpointer {
@@ -122,6 +128,12 @@ typedef struct sqlite_store {
     int64_t next_seq;             /* writer: the seq the batch's next transfer gets */
     int wal_frames;               /* frames in the WAL after the last commit (writer only) */
     checkpointer_t *checkpointer; /* writer only */
+    /* The relay's marks: the watermark (-1: not read yet) and the seqs acknowledged above it,
+     * sorted. */
+    int64_t published_seq;
+    int64_t *acked;
+    size_t nacked;
+    size_t acked_cap;
 } sqlite_store_t;
 
 static int map_error(sqlite_store_t *s, int rc, const char *what)
@@ -545,22 +557,66 @@ static int sq_outbox_fetch(cofre_store_t *base, int64_t after_seq, size_t max,
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_error(s, rc, queries[Q_OUTBOX_FETCH]);
 }
 
+static int compare_seq(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Adds acknowledged seqs above the watermark to the sorted set, without duplicates. */
+static void note_acked(sqlite_store_t *s, const int64_t *seqs, size_t n)
+{
+    if (s->nacked + n > s->acked_cap) {
+        s->acked_cap = COFRE_MAX(2 * s->acked_cap, s->nacked + n);
+        s->acked = cofre_realloc(s->acked, s->acked_cap * sizeof(*s->acked));
+    }
+    for (size_t i = 0; i < n; i++)
+        if (seqs[i] > s->published_seq)
+            s->acked[s->nacked++] = seqs[i];
+    qsort(s->acked, s->nacked, sizeof(*s->acked), compare_seq);
+    size_t kept = 0;
+    for (size_t i = 0; i < s->nacked; i++)
+        if (kept == 0 || s->acked[kept - 1] != s->acked[i])
+            s->acked[kept++] = s->acked[i];
+    s->nacked = kept;
+}
+
+static int read_watermark(sqlite_store_t *s)
+{
+    sqlite3_stmt *st = s->stmts[Q_OUTBOX_CURSOR];
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        s->published_seq = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : map_error(s, rc, queries[Q_OUTBOX_CURSOR]);
+}
+
+/*
+ * Moves the watermark over the acknowledged rows that follow it without a gap (outbox seqs
+ * have none: one writer, rowids in commit order). Rows acknowledged beyond a gap wait for it;
+ * after a crash they are published again, which consumers drop by event id.
+ */
 static int sq_outbox_mark_published(cofre_store_t *base, const int64_t *seqs, size_t n)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
-    char now[COFRE_TIME_LEN + 1];
-    cofre_time_format(cofre_now_wall_us(), now);
-    int rc = run(s, Q_BEGIN);
-    sqlite3_stmt *st = s->stmts[Q_OUTBOX_MARK];
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        sqlite3_bind_int64(st, 1, seqs[i]);
-        bind_text(st, 2, now);
-        rc = run(s, Q_OUTBOX_MARK);
-    }
-    if (rc == 0)
-        return run(s, Q_COMMIT);
-    sq_rollback(base);
-    return rc;
+    int rc = s->published_seq < 0 ? read_watermark(s) : 0;
+    if (rc != 0)
+        return rc;
+    note_acked(s, seqs, n);
+    size_t advanced = 0;
+    while (advanced < s->nacked && s->acked[advanced] == s->published_seq + 1 + (int64_t)advanced)
+        advanced++;
+    if (advanced == 0)
+        return 0;
+    int64_t watermark = s->published_seq + (int64_t)advanced;
+    sqlite3_bind_int64(s->stmts[Q_OUTBOX_MARK], 1, watermark);
+    rc = run(s, Q_OUTBOX_MARK);
+    if (rc != 0)
+        return rc;
+    s->published_seq = watermark;
+    memmove(s->acked, s->acked + advanced, (s->nacked - advanced) * sizeof(*s->acked));
+    s->nacked -= advanced;
+    return 0;
 }
 
 /* Seconds between an RFC 3339 UTC timestamp of ours and now; 0 when it does not parse. */
@@ -685,6 +741,7 @@ static void sq_close(cofre_store_t *base)
         sqlite3_finalize(s->stmts[i]);
     sqlite3_close(s->db);
     cofre_chains_release(&s->chains);
+    free(s->acked);
     free(s);
 }
 
@@ -715,6 +772,7 @@ int cofre_store_sqlite_open(const char *path, bool readonly, cofre_store_t **out
     sqlite_store_t *s = cofre_calloc(1, sizeof(*s));
     s->super.ops = &sqlite_ops;
     s->db = db;
+    s->published_seq = -1;
     for (int i = 0; i < Q_COUNT_; i++)
         s->stmts[i] = cofre_db_sqlite_prepare(db, queries[i]);
     if (!readonly) {

@@ -13,6 +13,7 @@ columns are the same in every store, so snapshot() works unchanged.
 
 import itertools
 import os
+import sys
 import sqlite3
 import subprocess
 
@@ -149,7 +150,10 @@ BACKENDS = {"sqlite": SqliteBackend, "postgres": PostgresBackend}
 
 def selected_names():
     """The backend names of COFRE_TEST_DBS, validated."""
-    names = [n.strip() for n in os.environ.get("COFRE_TEST_DBS", "sqlite").split(",") if n.strip()]
+    # Interned: pytest keeps a parametrised session fixture (the database cluster) only while
+    # the parameter is the same object, so equal but distinct strings would restart it.
+    names = [sys.intern(n.strip())
+             for n in os.environ.get("COFRE_TEST_DBS", "sqlite").split(",") if n.strip()]
     unknown = [n for n in names if n not in BACKENDS]
     if unknown or not names:
         raise ValueError(

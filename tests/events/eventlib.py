@@ -255,8 +255,7 @@ class Core(Proc):
 
     def outbox(self):
         """(seq, event_id, published) of every outbox row, from the database."""
-        rows = self.backend.query(self.db, "SELECT seq, event_id, published_at IS NOT NULL AS p "
-                                           "FROM outbox ORDER BY seq")
+        rows = self.backend.query(self.db, self.backend.OUTBOX_SQL)
         return [(r["seq"], str(r["event_id"]), bool(r["p"])) for r in rows]
 
     def wait_outbox_published(self, timeout=30):

@@ -77,8 +77,12 @@ class SqliteBackend:
         dst.close()
         return "sqlite:" + path
 
+    # Published core outbox rows are the prefix up to a watermark (migrations/sqlite/0003).
+    OUTBOX_SQL = ("SELECT o.seq, o.event_id, o.seq <= c.published_seq AS p "
+                  "FROM outbox o, outbox_cursor c ORDER BY o.seq")
+
     def unpublish_outbox(self, db):
-        self.owner_script(db, "UPDATE outbox SET published_at = NULL;")
+        self.owner_script(db, "UPDATE outbox_cursor SET published_seq = 0;")
 
 
 class PostgresBackend:
@@ -149,6 +153,9 @@ class PostgresBackend:
         self.owner_script(url, "BEGIN;" + TRIGGERS_OFF + sql + TRIGGERS_ON + "COMMIT;")
         return url
 
+    OUTBOX_SQL = ("SELECT seq, event_id, published_at IS NOT NULL AS p FROM outbox "
+                  "ORDER BY seq")
+
     def unpublish_outbox(self, db):
         self.owner_script(db, "BEGIN; ALTER TABLE outbox DISABLE TRIGGER USER; "
                               "UPDATE outbox SET published_at = NULL; "
@@ -160,7 +167,10 @@ SQLITE = SqliteBackend()
 
 
 def selected_names():
-    names = [n.strip() for n in os.environ.get("COFRE_TEST_DBS", "sqlite").split(",") if n.strip()]
+    # Interned: pytest keeps a parametrised session fixture only while the parameter is the
+    # same object (see tests/e2e/cofre_backends.py).
+    names = [sys.intern(n.strip())
+             for n in os.environ.get("COFRE_TEST_DBS", "sqlite").split(",") if n.strip()]
     unknown = [n for n in names if n not in BACKENDS]
     if unknown or not names:
         raise ValueError(f"COFRE_TEST_DBS={os.environ.get('COFRE_TEST_DBS')!r}: unknown "
