@@ -146,11 +146,10 @@ static void note_release(cofre_adapter_leases_t *l, int32_t p)
     drop(l, p);
 }
 
-/* Runs one round with the lists filled; on success applies its outcome. */
-static int run_round(cofre_adapter_leases_t *l, cofre_adapter_store_t *store, size_t nclaim,
-                     size_t nrelease)
+/* Runs one round with the lists filled, started at start; on success applies its outcome. */
+static int run_round(cofre_adapter_leases_t *l, cofre_adapter_store_t *store, uint64_t start,
+                     size_t nclaim, size_t nrelease)
 {
-    uint64_t start = cofre_now_mono_ns();
     int rc = cofre_adapter_store_lease(store, l->claim, nclaim, l->release, nrelease,
                                        l->lease_ns / NS_PER_MS, l->results);
     if (rc != 0)
@@ -163,27 +162,32 @@ static int run_round(cofre_adapter_leases_t *l, cofre_adapter_store_t *store, si
     return 0;
 }
 
+/* True when an assigned partition is not held, or a held one not assigned: the next round
+ * comes soon. */
+static bool unsettled(const cofre_adapter_leases_t *l)
+{
+    for (int32_t p = 0; p < PARTS; p++)
+        if (atomic_load(&l->assigned[p]) != (l->parts[p].expiry_ns != 0))
+            return true;
+    return false;
+}
+
 int cofre_adapter_leases_round(cofre_adapter_leases_t *l, cofre_adapter_store_t *store,
                                uint64_t now, const bool busy[COFRE_ADAPTER_PARTITIONS_MAX])
 {
     unsigned changes = atomic_load(&l->changes);
     size_t nclaim = 0, nrelease = 0;
-    bool unsettled = false;
     for (int32_t p = 0; p < PARTS; p++) {
-        bool assigned = atomic_load(&l->assigned[p]);
         bool held = l->parts[p].expiry_ns != 0;
-        if (assigned || (held && busy[p]))
+        if (atomic_load(&l->assigned[p]) || (held && busy[p]))
             l->claim[nclaim++] = p;
         else if (held)
             l->release[nrelease++] = p;
-        unsettled = unsettled || (assigned && !held) || (held && !assigned);
     }
-    int rc = nclaim + nrelease > 0 ? run_round(l, store, nclaim, nrelease) : 0;
+    int rc = nclaim + nrelease > 0 ? run_round(l, store, now, nclaim, nrelease) : 0;
     if (rc == 0)
         l->changes_seen = changes;
-    for (size_t i = 0; rc == 0 && !unsettled && i < nclaim; i++)
-        unsettled = !l->results[i].held;
-    l->next_round_ns = now + (rc != 0 || unsettled ? RETRY_NS : l->renew_ns);
+    l->next_round_ns = now + (rc != 0 || unsettled(l) ? RETRY_NS : l->renew_ns);
     return rc;
 }
 
@@ -194,7 +198,7 @@ int cofre_adapter_leases_release_all(cofre_adapter_leases_t *l, cofre_adapter_st
     for (int32_t p = 0; p < PARTS; p++)
         if (l->parts[p].expiry_ns != 0 && !busy[p])
             l->release[nrelease++] = p;
-    return nrelease > 0 ? run_round(l, store, 0, nrelease) : 0;
+    return nrelease > 0 ? run_round(l, store, cofre_now_mono_ns(), 0, nrelease) : 0;
 }
 
 void cofre_adapter_leases_expire(cofre_adapter_leases_t *l, uint64_t now)

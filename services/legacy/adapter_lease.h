@@ -57,7 +57,8 @@ void cofre_adapter_leases_recheck(cofre_adapter_leases_t *l);
 uint64_t cofre_adapter_leases_due_ns(const cofre_adapter_leases_t *l);
 
 /*
- * One lease round on store (its owner set) at monotonic time now: claims the assigned
+ * One lease round on store (its owner set), started at monotonic time now (a lease taken or
+ * renewed counts from there: pass a time read before the call): claims the assigned
  * partitions and those with a request out (busy[p]), releases the held ones Kafka took away
  * and not busy. Logs and counts every change. Returns 0 or the store's error (nothing changes;
  * the next round comes soon).
