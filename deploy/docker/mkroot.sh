@@ -36,9 +36,10 @@ install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-ce
 # and libgcc_s, which glibc loads at run time for thread cancellation and unwinding, and
 # libpq with what it links, which the services load when COFRE_DB names PostgreSQL
 # (include/cofre/pq.h).
-gcc_s=$(ldconfig -p | awk '$1 == "libgcc_s.so.1" { print $NF; exit }')
+# awk reads all of ldconfig's output (an early exit would kill it with SIGPIPE: pipefail).
+gcc_s=$(ldconfig -p | awk '$1 == "libgcc_s.so.1" && !found { print $NF; found = 1 }')
 [[ -n $gcc_s ]] || { echo "mkroot.sh: libgcc_s.so.1 not found" >&2; exit 1; }
-pq=$(ldconfig -p | awk '$1 == "libpq.so.5" { print $NF; exit }')
+pq=$(ldconfig -p | awk '$1 == "libpq.so.5" && !found { print $NF; found = 1 }')
 [[ -n $pq ]] || { echo "mkroot.sh: libpq.so.5 not found" >&2; exit 1; }
 libs=$({ for bin in "$@" "$pq"; do ldd "$bin"; done
          echo "$gcc_s => $gcc_s (0x0)"; echo "$pq => $pq (0x0)"; } |
