@@ -72,14 +72,16 @@ static const char usage[] =
     "  COFRE_LEGACY_RETENTION_H           hours final deliveries are kept (720; 0: forever)\n"
     "  COFRE_LEGACY_LEASE_MS              PostgreSQL: how long a replica's lease on a partition\n"
     "                                     lasts without renewal, the longest a takeover waits\n"
-    "                                     after a crash (20000; at least 2 x TIMEOUT_MS + 2000)\n"
+    "                                     after a crash (20000, or 2 x TIMEOUT_MS + 2000 when\n"
+    "                                     that is more; at least that)\n"
     "Reconcile's URLs are sqlite:PATH or postgres://...; --core-db defaults to\n"
     "sqlite:var/core.db (the core's default database).\n";
 
 #define DEFAULT_LISTEN "127.0.0.1:8084"
 #define DEFAULT_DB     "sqlite:var/legacy.db"
 
-#define OWNER_HOST_MAX 64
+#define OWNER_HOST_MAX   64
+#define DEFAULT_LEASE_MS 20000
 
 typedef struct adapter_config {
     cofre_adapter_consumer_config_t consumer;
@@ -170,10 +172,14 @@ static void read_store(cofre_config_t *c, const char *db_url, adapter_config_t *
     static const char *const migrate[] = {"auto", "off", NULL};
     cfg->migrate = cofre_config_enum(c, "COFRE_MIGRATE", 0, migrate) == 0;
     uint64_t floor_ms = 2 * cfg->engine.pool.timeout_ms + 2 * COFRE_ADAPTER_LEASE_GUARD_MS;
-    cfg->lease_ms = ms_var(c, "COFRE_LEGACY_LEASE_MS", 20000, 1000, 3600000);
-    if (cfg->postgres && cfg->lease_ms < floor_ms)
-        cofre_config_reject(c, "COFRE_LEGACY_LEASE_MS", "",
+    int64_t def_ms = (int64_t)COFRE_MAX(floor_ms, (uint64_t)DEFAULT_LEASE_MS);
+    cfg->lease_ms = ms_var(c, "COFRE_LEGACY_LEASE_MS", def_ms, 1000, 3600000);
+    if (cfg->postgres && cfg->lease_ms < floor_ms) {
+        static char value[24]; /* the configuration may keep it until it reports */
+        snprintf(value, sizeof(value), "%llu", (unsigned long long)cfg->lease_ms);
+        cofre_config_reject(c, "COFRE_LEGACY_LEASE_MS", value,
                             "at least 2 x COFRE_LEGACY_TIMEOUT_MS + 2000");
+    }
 }
 
 /* A name unique to this process: host (the pod's name), pid, and a random part (a restarted

@@ -331,6 +331,13 @@ def test_help_and_configuration_errors(tmp_path):
     for env, name in cases:
         rc, out, err = run_legacy([], **env)
         assert rc == 2 and name in err and len(err.strip().splitlines()) == 1, (env, rc, err)
+    # Unset, the lease follows a long answer timeout: the configuration passes, and the start
+    # fails only at the migration (no database there), exit 1.
+    rc, out, err = run_legacy([], COFRE_DB="postgres://127.0.0.1:1/x",
+                              COFRE_KAFKA_BROKERS="127.0.0.1:9", COFRE_LEGACY_TIMEOUT_MS="15000")
+    assert rc == 1 and "delivery store migration failed" in out, (rc, out, err)
+    rc, out, _ = run_legacy(["migrate"], COFRE_DB="postgres://127.0.0.1:1/x")
+    assert rc == 1 and "delivery store migration failed" in out
     rc, _, err = run_legacy(["reconcile"])
     assert rc == 2 and "--host-ledger" in err
     rc, _, err = run_legacy(["serve", "extra"])
