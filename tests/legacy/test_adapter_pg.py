@@ -73,12 +73,10 @@ def pgstack(tmp_path, make_sim, pg):
 
     s = PgStack()
     yield s
-    for a in s.adapters:
-        a.stop()
-    for p in s.adapters + [s.core, s.kafka]:
-        if p is None:
-            continue
+    procs = [p for p in s.adapters + [s.core, s.kafka] if p is not None]
+    for p in procs:  # every one stopped before any is judged
         p.stop()
+    for p in procs:
         for rc, sig, flagged in p.exits:
             assert not flagged, f"{p.name}: {flagged}"
             assert rc == 0 or sig == signal.SIGKILL, f"{p.name} exited {rc} after {sig}"
