@@ -4,7 +4,7 @@
 file(GLOB files RELATIVE ${DIR} ${DIR}/*.sql)
 list(SORT files)
 set(body "/* Generated from ${DIR} by cmake/embed_migrations.cmake; do not edit. */\n")
-string(APPEND body "#include \"core/migrations.h\"\n\n")
+string(APPEND body "#include \"cofre/migrate.h\"\n\n")
 set(entries "")
 foreach(f ${files})
   string(REGEX MATCH "^([0-9]+)_" _ ${f})

@@ -64,6 +64,21 @@ struct cofre_pg {
 
 /* ---- connecting ------------------------------------------------------------------------- */
 
+bool cofre_pg_url_valid(const char *url)
+{
+    COFRE_ASSERT(cofre_pq_load() == 0);
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &err);
+    if (opts == NULL) {
+        COFRE_LOG(COFRE_LOG_ERROR, NULL, "malformed PostgreSQL URL in COFRE_DB",
+                  COFRE_LF_STR("error", err != NULL ? err : "out of memory"));
+        PQfreemem(err);
+        return false;
+    }
+    PQconninfoFree(opts);
+    return true;
+}
+
 cofre_pg_t *cofre_pg_new(const cofre_pg_config_t *cfg)
 {
     COFRE_ASSERT(cfg->url != NULL);

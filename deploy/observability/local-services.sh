@@ -36,6 +36,62 @@ wait_ready() {
     die "$job not ready at $url/readyz after ${ready_timeout_s}s"
 }
 
+# The development Kafka cluster (in memory), once, for the services whose environment names
+# {brokers}.
+start_kafka() {
+    [[ ! -e "$work/cofre-kafka-dev.pid" ]] || return 0
+    local url="http://127.0.0.1:$((8092 + offset))"
+    env COFRE_LISTEN="${url#http://}" COFRE_KAFKA_DEV_BOOTSTRAP_FILE="$work/kafka.bootstrap" \
+        "$bin_dir/cofre-kafka-dev" >"$work/cofre-kafka-dev.log" 2>&1 &
+    echo $! >"$work/cofre-kafka-dev.pid"
+    wait_ready cofre-kafka-dev "$url" "$!"
+}
+
+# Replaces {work}, {brokers} and {port:N} in a service's environment words.
+expand() {
+    local words=${1//\{work\}/$work} n
+    [[ "$words" != *"{brokers}"* ]] || words=${words//\{brokers\}/$(cat "$work/kafka.bootstrap")}
+    while [[ "$words" =~ \{port:([0-9]+)\} ]]; do
+        n=${BASH_REMATCH[1]}
+        words=${words//\{port:$n\}/$((n + offset))}
+    done
+    echo "$words"
+}
+
+# Waits until something accepts connections on host:port.
+wait_listening() {
+    local job=$1 addr=$2 pid=$3 deadline=$((SECONDS + ready_timeout_s))
+    while ((SECONDS < deadline)); do
+        kill -0 "$pid" 2>/dev/null || die "$job exited at start; its log: $(tail -5 "$work/$job.log")"
+        (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null && return 0
+        sleep 0.2
+    done
+    die "$job not listening on $addr after ${ready_timeout_s}s"
+}
+
+# What a service's environment asks for before it starts: the signing key files it names
+# (made with `binary keygen FILE`) and the legacy host (the simulator, listening there).
+prepare() {
+    local binary=$1 kv file addr
+    for kv in $2; do
+        file=${kv#*=}
+        case "${kv%%=*}" in
+        *_SIGNING_KEY_FILE)
+            [[ -e "$file" ]] || "$bin_dir/$binary" keygen "$file" >/dev/null ||
+                die "$binary keygen $file failed"
+            ;;
+        COFRE_LEGACY_HOST)
+            addr=$file
+            env COFRE_LISTEN="$addr" COFRE_DB="sqlite:$work/legacy-sim.db" \
+                COFRE_SIM_CONTROL="127.0.0.1:$((${addr##*:} + 2))" \
+                "$bin_dir/cofre-legacy-sim" >"$work/cofre-legacy-sim.log" 2>&1 &
+            echo $! >"$work/cofre-legacy-sim.pid"
+            wait_listening cofre-legacy-sim "$addr" "$!"
+            ;;
+        esac
+    done
+}
+
 start() {
     mkdir -p "$work/targets"
     trap stop EXIT # a failed start leaves nothing running
@@ -49,6 +105,9 @@ start() {
             echo "local-services.sh: $job: $bin_dir/$binary not built, skipped" >&2
             continue
         fi
+        [[ "$env_kv" != *"{brokers}"* ]] || start_kafka
+        env_kv=$(expand "$env_kv")
+        prepare "$binary" "$env_kv"
         port=$((port + offset))
         url="http://127.0.0.1:$port"
         # shellcheck disable=SC2086 # env_kv is a list of KEY=VALUE words by design

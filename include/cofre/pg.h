@@ -66,6 +66,9 @@ typedef struct cofre_pg_param {
 
 #define COFRE_PG_TEXT(v) ((cofre_pg_param_t){.value = (v)})
 
+/* True when libpq (loaded) parses url; logs why when it does not (naming COFRE_DB). */
+bool cofre_pg_url_valid(const char *url);
+
 /*
  * Allocates a connection handle (copying cfg's strings); does not connect. libpq must load
  * (cofre_pq_load, checked when the configuration is read): aborts otherwise.

@@ -15,6 +15,7 @@
 #include "cofre/db.h"
 #include "cofre/kafka.h"
 #include "cofre/log.h"
+#include "cofre/pg.h"
 #include "cofre/pq.h"
 #include "cofre/service.h"
 
@@ -87,19 +88,6 @@ static void read_keys(cofre_config_t *c, cofre_audit_keys_t *keys, bool signing_
         cofre_config_required(c, "COFRE_AUDIT_TRUSTED_KEYS");
 }
 
-/* True when libpq (loaded) parses url. */
-static bool pg_url_parses(const char *url)
-{
-    char *err = NULL;
-    PQconninfoOption *opts = PQconninfoParse(url, &err);
-    if (err != NULL)
-        PQfreemem(err);
-    if (opts == NULL)
-        return false;
-    PQconninfoFree(opts);
-    return true;
-}
-
 /* COFRE_DB: a store kind this build has; libpq must load for a PostgreSQL URL. */
 static void read_db(cofre_service_t *svc)
 {
@@ -111,7 +99,7 @@ static void read_db(cofre_service_t *svc)
     else if (kind == COFRE_DB_POSTGRES && cofre_pq_load() != 0)
         cofre_config_reject(&svc->config, "COFRE_DB", svc->db_url,
                             "a URL whose client library loads (install libpq5 for PostgreSQL)");
-    else if (kind == COFRE_DB_POSTGRES && !pg_url_parses(svc->db_url))
+    else if (kind == COFRE_DB_POSTGRES && !cofre_pg_url_valid(svc->db_url))
         cofre_config_reject(&svc->config, "COFRE_DB", svc->db_url,
                             "a libpq connection URI (postgres://user@host:port/db?...)");
 }

@@ -7,13 +7,13 @@
 
 #include "cofre/db.h"
 #include "cofre/log.h"
+#include "cofre/migrate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CACHE_KIB      8192
-#define SCHEMA_VERSION 1
+#define CACHE_KIB 8192
 
 #define FIELD_COLUMNS                                                                              \
     "event_id, type, source, subject, time, recorded_at, client_id, owner, address, request_id, "  \
@@ -22,30 +22,9 @@
     "seq, " FIELD_COLUMNS ", amount, time_us, kafka_partition, kafka_offset, hash"
 #define TIME_FILTER " AND (?4 IS NULL OR time_us >= ?4) AND (?5 IS NULL OR time_us < ?5)"
 
-static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS audit_records ("
-    " seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
-    " source TEXT NOT NULL, subject TEXT, time TEXT, recorded_at TEXT NOT NULL, client_id TEXT,"
-    " owner TEXT, address TEXT, request_id TEXT, trace_id TEXT, outcome TEXT NOT NULL,"
-    " reason TEXT, currency TEXT, debit_account_id TEXT, credit_account_id TEXT, topic TEXT,"
-    " event TEXT NOT NULL, amount INTEGER, time_us INTEGER, kafka_partition INTEGER NOT NULL,"
-    " kafka_offset INTEGER NOT NULL, hash BLOB NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS audit_records_subject ON audit_records (subject, seq);"
-    "CREATE INDEX IF NOT EXISTS audit_records_type ON audit_records (type, seq);"
-    "CREATE INDEX IF NOT EXISTS audit_records_time ON audit_records (time_us);"
-    "CREATE TABLE IF NOT EXISTS audit_checkpoints ("
-    " id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, hash BLOB NOT NULL,"
-    " created_at TEXT NOT NULL, public_key BLOB NOT NULL, signature BLOB NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS audit_checkpoints_seq ON audit_checkpoints (seq);"
-    "CREATE TRIGGER IF NOT EXISTS audit_records_no_update BEFORE UPDATE ON audit_records"
-    " BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;"
-    "CREATE TRIGGER IF NOT EXISTS audit_records_no_delete BEFORE DELETE ON audit_records"
-    " BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;"
-    "CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints"
-    " BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;"
-    "CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints"
-    " BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;"
-    "PRAGMA user_version = 1;";
+/* migrations/audit/sqlite/, embedded by cmake/embed_migrations.cmake. */
+extern const cofre_migration_t cofre_audit_migrations_sqlite[];
+extern const size_t cofre_audit_migrations_sqlite_count;
 
 enum {
     Q_BEGIN,
@@ -354,24 +333,29 @@ static const cofre_audit_store_ops_t sqlite_ops = {
     .ping = sq_ping,
 };
 
-/* Creates the schema unless this database has it; refuses a newer one. */
+/*
+ * Brings the schema up to date (or, read-only, checks there is one this binary reads):
+ * 0, COFRE_ERANGE for a newer schema, COFRE_EUNAVAIL or COFRE_EIO.
+ */
 static int ensure_schema(sqlite3 *db, bool readonly)
 {
+    const cofre_migrations_t m = {"cofre-audit", cofre_audit_migrations_sqlite,
+                                  cofre_audit_migrations_sqlite_count, NULL, NULL};
+    if (!readonly)
+        return cofre_migrate_sqlite(db, &m);
     sqlite3_stmt *st = cofre_db_sqlite_prepare(db, "PRAGMA user_version");
     int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
     sqlite3_finalize(st);
-    if (version > SCHEMA_VERSION || version < 0) {
-        COFRE_LOG(COFRE_LOG_ERROR, NULL, "audit database has an unknown schema",
-                  COFRE_LF_INT("version", version));
+    if (version > m.list[m.count - 1].version) {
+        COFRE_LOG(COFRE_LOG_ERROR, NULL, "database schema is newer than this binary",
+                  COFRE_LF_INT("schema", version));
         return COFRE_ERANGE;
     }
-    if (version == SCHEMA_VERSION)
-        return 0;
-    if (readonly) {
+    if (version < 1) {
         cofre_log_msg(COFRE_LOG_ERROR, NULL, "audit database has no schema yet");
         return COFRE_EUNAVAIL;
     }
-    return cofre_db_sqlite_exec(db, schema);
+    return 0;
 }
 
 int cofre_audit_store_sqlite_open(const char *path, bool readonly, cofre_audit_store_t **out)

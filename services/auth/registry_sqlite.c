@@ -12,7 +12,7 @@
 #include "cofre/db.h"
 #include "cofre/log.h"
 #include "cofre/scope.h"
-#include "core/migrations.h"
+#include "cofre/migrate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -463,49 +463,14 @@ int cofre_registry_sqlite_open(const char *path, cofre_registry_t **out)
 
 /* ---- migrations ------------------------------------------------------------------------- */
 
-static int schema_version(sqlite3 *db)
-{
-    sqlite3_stmt *st = cofre_db_sqlite_prepare(db, "PRAGMA user_version");
-    int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
-    return v;
-}
-
-static int apply(sqlite3 *db, int current)
-{
-    for (size_t i = 0; i < cofre_auth_migrations_sqlite_count; i++) {
-        const cofre_migration_t *m = &cofre_auth_migrations_sqlite[i];
-        if (m->version <= current)
-            continue;
-        char sql[64];
-        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", m->version);
-        if (cofre_db_sqlite_exec(db, m->sql) != 0 || cofre_db_sqlite_exec(db, sql) != 0)
-            return COFRE_EIO;
-        COFRE_LOG(COFRE_LOG_INFO, NULL, "migration applied", COFRE_LF_STR("name", m->name),
-                  COFRE_LF_INT("version", m->version));
-    }
-    return 0;
-}
-
 int cofre_registry_sqlite_migrate(const char *path)
 {
     sqlite3 *db = cofre_db_sqlite_open(path, false, CACHE_KIB);
     if (db == NULL)
         return COFRE_EUNAVAIL;
-    int latest = cofre_auth_migrations_sqlite[cofre_auth_migrations_sqlite_count - 1].version;
-    int rc = cofre_db_sqlite_exec(db, "BEGIN IMMEDIATE");
-    int current = rc == 0 ? schema_version(db) : -1;
-    if (rc == 0 && current > latest) {
-        COFRE_LOG(COFRE_LOG_ERROR, NULL, "database schema is newer than this binary",
-                  COFRE_LF_INT("schema", current), COFRE_LF_INT("known", latest));
-        rc = COFRE_ERANGE;
-    } else if (rc == 0) {
-        rc = apply(db, current);
-    }
-    if (rc == 0)
-        rc = cofre_db_sqlite_exec(db, "COMMIT");
-    else
-        cofre_db_sqlite_exec(db, "ROLLBACK");
+    const cofre_migrations_t m = {"cofre-auth", cofre_auth_migrations_sqlite,
+                                  cofre_auth_migrations_sqlite_count, NULL, NULL};
+    int rc = cofre_migrate_sqlite(db, &m);
     sqlite3_close(db);
-    return rc == COFRE_ERANGE ? rc : (rc != 0 ? COFRE_EIO : 0);
+    return rc;
 }

