@@ -31,13 +31,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Server-side limits of one committer transaction, a second line behind the client's own
- * round deadline: a lock held by a stuck peer, or a runaway statement, ends in an error. */
+/*
+ * Settings of one committer transaction. The limits are a second line behind the client's own
+ * round deadline: a lock held by a stuck peer, or a runaway statement, ends in an error. Every
+ * committer statement reaches its rows by primary key; the planner is told so, because a plan
+ * made while a table was small (a fresh database) would otherwise scan it whole for as long as
+ * the connection caches that plan, however large the table grows.
+ */
 #define TXN_SETTINGS                                                                               \
     "SELECT set_config('lock_timeout', '2s', true), "                                              \
     "set_config('statement_timeout', '5s', true), "                                                \
     "set_config('idle_in_transaction_session_timeout', '10s', true), "                             \
-    "set_config('plan_cache_mode', 'force_generic_plan', true)"
+    "set_config('plan_cache_mode', 'force_generic_plan', true), "                                  \
+    "set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), "      \
+    "set_config('enable_mergejoin', 'off', true)"
 #define CONNECT_TIMEOUT_MS 2000
 #define ROUND_TIMEOUT_MS   6000
 #define BACKOFF_MAX_MS     2000
@@ -613,11 +620,19 @@ static int pq_prune_idempotency(cofre_store_t *base, int64_t before_unix, int ma
     snprintf(before, sizeof(before), "%lld", (long long)before_unix);
     snprintf(limit, sizeof(limit), "%d", max);
     const cofre_pg_param_t p[] = {COFRE_PG_TEXT(before), COFRE_PG_TEXT(limit)};
-    cofre_pg_add(s->pg, sql_idem_prune, p, 2);
-    int rc = cofre_pg_exchange(s->pg, true);
+    /* In a transaction of its own with the committer's settings: the expired rows are found
+     * through the BRIN index on created_at, never by reading the whole table. */
+    int rc = pq_begin(base);
     if (rc != 0)
         return rc;
-    return atoi(PQcmdTuples((PGresult *)cofre_pg_result(s->pg, 0)));
+    cofre_pg_add(s->pg, sql_idem_prune, p, 2);
+    cofre_pg_add(s->pg, "COMMIT", NULL, 0);
+    rc = cofre_pg_exchange(s->pg, true);
+    if (rc != 0) {
+        pq_rollback(base);
+        return rc;
+    }
+    return atoi(PQcmdTuples((PGresult *)cofre_pg_result(s->pg, 2)));
 }
 
 static void pq_maintain(cofre_store_t *base)

@@ -14,6 +14,7 @@ foreign keys, unique ids and the no_overdraft balance check hold against direct 
 import json
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -259,3 +260,75 @@ def test_chains_migration_links_existing_transfers(backend, core_factory):
     r = api.get(f"/v1/accounts/{bank}/transfers", params={"cursor": first["next_cursor"]})
     assert r.status_code == 400 and r.json()["code"] == "invalid_cursor", r.text
     api.close()
+
+
+def test_expired_idempotency_records_are_deleted_through_the_brin_index(backend, core_factory):
+    """Records older than the retention are deleted in chunks, a backlog included, and only
+    those (a recent key still replays); the committer finds them through the BRIN index on
+    created_at, never by reading the whole table (migration 0003: the index summarizes)."""
+    name = backend.create_db()
+    r = backend.migrate(owner_url(backend, name))
+    assert r.returncode == 0, r
+    sql = lambda s: backend.cluster.sql(s, db=name)  # noqa: E731
+    assert "autosummarize=on" in sql("SELECT array_to_string(reloptions, ',') FROM pg_class "
+                                     "WHERE relname = 'idempotency_created'")[0][0]
+    first = core_factory(db=backend.cluster.url(name))
+    api = Api(first.base)
+    bank, alice = api.open_account(no_overdraft=False), api.open_account()
+    assert api.transfer(bank, alice, 5, key="kept-key").status_code == 201
+    api.close()
+    first.stop()
+    sql("INSERT INTO idempotency (client_id, key, request_hash, status, body, created_at) "
+        "SELECT 'local', 'old-' || i, decode(repeat('00', 32), 'hex'), 201, '{}', now() - interval '25 hours' "
+        "FROM generate_series(1, 1000) i")
+    sql("INSERT INTO idempotency (client_id, key, request_hash, status, body, created_at) "
+        "SELECT 'local', 'new-' || i, decode(repeat('00', 32), 'hex'), 201, '{}', now() FROM generate_series(1, 20000) i")
+    sql("VACUUM ANALYZE idempotency")
+    time.sleep(1.1)
+    scans_before = sql("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'idempotency'")
+    second = core_factory(db=backend.cluster.url(name))
+    wait_until = time.monotonic() + 20
+    while time.monotonic() < wait_until:
+        left = sql("SELECT count(*) FROM idempotency WHERE client_id = 'local' "
+                   "AND key >= 'old-' AND key < 'old.'")[0][0]  # an index range, no scan
+        if left == 0:
+            break
+        time.sleep(0.2)
+    assert left == 0, f"{left} expired records left"
+    api = Api(second.base)
+    again = api.transfer(bank, alice, 5, key="kept-key")
+    assert again.status_code == 201 and again.headers.get("Idempotency-Replayed") == "true"
+    api.close()
+    second.stop()
+    time.sleep(1.1)  # backends report their statistics at most once a second
+    assert sql("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'idempotency'") == \
+        scans_before
+    assert sql("SELECT count(*) FROM idempotency WHERE key LIKE 'new-%'")[0][0] == 20000
+
+
+def test_committer_reaches_rows_by_key_however_its_plans_were_made(backend, core_factory):
+    """A replica that started on an empty database (its cached plans made while the tables
+    were small) keeps finding idempotency records and accounts by primary key once the tables
+    have grown: no transfer reads a table whole."""
+    name = backend.create_db()
+    assert backend.migrate(owner_url(backend, name)).returncode == 0
+    sql = lambda s: backend.cluster.sql(s, db=name)  # noqa: E731
+    core = core_factory(db=backend.cluster.url(name))
+    api = Api(core.base)
+    bank = api.open_account(no_overdraft=False)
+    accounts = [api.open_account() for _ in range(5)]
+    for i in range(10):  # past the plan cache's five custom plans
+        assert api.transfer(bank, accounts[i % 5], 1).status_code == 201
+    sql("INSERT INTO idempotency (client_id, key, request_hash, status, body, created_at) "
+        "SELECT 'local', 'k-' || i, decode(repeat('00', 32), 'hex'), 201, '{}', now() "
+        "FROM generate_series(1, 50000) i")
+    time.sleep(1.1)  # backends report their statistics at most once a second
+    scans = "SELECT relname, seq_scan FROM pg_stat_user_tables WHERE relname IN " \
+            "('idempotency', 'accounts', 'transfers') ORDER BY 1"
+    before = sql(scans)
+    for i in range(20):
+        assert api.transfer(bank, accounts[i % 5], 1).status_code == 201
+    api.close()
+    core.stop()
+    time.sleep(1.1)
+    assert sql(scans) == before
