@@ -143,6 +143,7 @@ run_paced() { # connections seconds out -> prints transfers/s stored
     awk -v a="$after" -v b="$before" -v s="$2" 'BEGIN {printf "%.0f\n", (a - b) / s}'
 }
 conns=$(awk -v r="$half" -v p="$pace_ms" 'BEGIN {c = int(r * (p + 2) / 1000 + 0.5); print c < 2 ? 2 : c}')
+psql_ -c CHECKPOINT postgres # as the rounds: no flush of pgbench's dirty pages in this run
 probe=$(run_paced "$conns" 3 "$work/wrk-probe.out")
 conns=$(awk -v c="$conns" -v h="$half" -v g="$probe" \
     'BEGIN {n = g > 0 ? int(c * h / g + 0.5) : c; print n < 2 ? 2 : n}')
