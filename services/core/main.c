@@ -31,7 +31,7 @@ static const char usage[] =
     "  COFRE_MIGRATE                  auto (migrate at start, the default) | off\n"
     "  COFRE_COMMIT_BATCH_MAX         commands per transaction (default 512)\n"
     "  COFRE_COMMIT_QUEUE_MAX         commands waiting before 503 (default 8192)\n"
-    "  COFRE_COMMITTERS               committer connections (PostgreSQL; SQLite uses 1)\n"
+    "  COFRE_COMMITTERS               committer connections (default 2; SQLite uses 1)\n"
     "  COFRE_READERS                  reader connections (default 2)\n"
     "  COFRE_READ_QUEUE_MAX           reads waiting before 503 (default 4096)\n"
     "  COFRE_IDEMPOTENCY_RETENTION_H  hours idempotency keys are kept (default 24, min 24)\n"
@@ -61,7 +61,7 @@ static void read_config(cofre_service_t *svc, core_config_t *cfg)
     cfg->committer.batch_max = (size_t)cofre_config_int(c, "COFRE_COMMIT_BATCH_MAX", 512, 1, 4096);
     cfg->committer.queue_max =
         (size_t)cofre_config_int(c, "COFRE_COMMIT_QUEUE_MAX", 8192, 1, 1000000);
-    unsigned committers = (unsigned)cofre_config_int(c, "COFRE_COMMITTERS", 1, 1, 16);
+    unsigned committers = (unsigned)cofre_config_int(c, "COFRE_COMMITTERS", 2, 1, 16);
     cfg->committer.threads = kind == COFRE_DB_SQLITE ? 1 : committers;
     cfg->committer.retention_h =
         (unsigned)cofre_config_int(c, "COFRE_IDEMPOTENCY_RETENTION_H", 24, 24, 24 * 365);
