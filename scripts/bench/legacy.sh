@@ -13,7 +13,7 @@
 # Environment: BENCH_SECONDS (10), BENCH_LEGACY_COUNT (5000 round trips in 1),
 # BENCH_LEGACY_EVENTS (20000 events in 2), BENCH_TRANSFER_CONNECTIONS (128), and the
 # adapter's BENCH_LEGACY_WINDOW (32, requests in flight per connection) and BENCH_LEGACY_POOL
-# (1, connections in 3).
+# (1, connections in 3); BENCH_KEEP keeps the work directory (databases, logs).
 set -euo pipefail
 
 bin_dir=$(cd "$1" && pwd)
@@ -33,7 +33,7 @@ cleanup() {
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
-    rm -rf "$work"
+    if [[ -n "${BENCH_KEEP:-}" ]]; then echo "legacy.sh: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -220,7 +220,7 @@ PY
 }
 
 bench_keep_up() {
-    start_sim keep
+    start_sim sim-keep
     local core_port
     core_port=$(free_port)
     COFRE_LISTEN="127.0.0.1:$core_port" COFRE_DB="sqlite:$work/core.db" COFRE_LOG_LEVEL=warn \
